@@ -1,0 +1,88 @@
+"""Command-line pieces shared by ``benchmark.data`` and ``benchmark.run``: data flags, logging, errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from benchmark.cache import get_or_generate
+from benchmark.config import DEFAULT_PRESET, PRESETS, DataSpec, get_preset
+from benchmark.generate import StreamData
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 0, got {value}")
+    return value
+
+
+def resolution(text: str) -> int:
+    """argparse type: an image side in pixels, a multiple of 16 from 16 to 512."""
+    value = positive_int(text)
+    if value % 16 or not 16 <= value <= 512:
+        raise argparse.ArgumentTypeError(f"resolution must be a multiple of 16 between 16 and 512, got {value}")
+    return value
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that choose and locate the data: preset, sizes, seed, cache folder, workers."""
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="benchmark size (default: %(default)s)"
+    )
+    group.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="dataset cache folder (default: %(default)s)"
+    )
+    group.add_argument("--workers", type=positive_int, default=None, help="rendering processes (default: one per core)")
+    group.add_argument(
+        "--n-train", type=positive_int, default=None, help="override the preset's training images per task"
+    )
+    group.add_argument("--n-test", type=positive_int, default=None, help="override the preset's test images per task")
+    group.add_argument("--resolution", type=resolution, default=None, help="image side in pixels (default: 64)")
+    group.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the rendered scenes (default: 0)")
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
+    """The :class:`DataSpec` the data flags describe."""
+    return get_preset(args.preset).data_spec(
+        n_train=args.n_train, n_test=args.n_test, resolution=args.resolution, seed=args.data_seed
+    )
+
+
+def load_data(args: argparse.Namespace) -> tuple[DataSpec, StreamData, Path]:
+    """Reuse or generate the data the flags describe."""
+    spec = data_spec_from_args(args)
+    data, directory = get_or_generate(spec, args.data_dir, workers=args.workers, progress=not args.no_progress)
+    return spec, data, directory
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log lines to stderr, without the logger name clutter."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr, force=True
+    )
+
+
+def fail(message: str, code: int = 1) -> int:
+    """Print a one-line error to stderr and return the exit code to use."""
+    print(f"error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,98 @@
+"""Typed configuration: the data spec and the named presets.
+
+A :class:`DataSpec` holds everything that determines the bytes of the generated data sets
+(scene geometry, task domains, sizes, seed), so it is also the cache key. A :class:`Preset`
+names a size: ``smoke`` for tests, ``quick`` (the default) for a laptop, ``paper`` for the
+paper's sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from envs.domains import get_domain
+from envs.renderer import SceneConfig
+
+TASK_DOMAINS: tuple[str, ...] = ("canonical", "randomized", "noisy")
+"""Domain of Task 0, 1 and 2, as in the paper."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What to generate; two equal specs always give byte-identical data."""
+
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    """Camera, resolution and arm geometry."""
+    tasks: tuple[str, ...] = TASK_DOMAINS
+    """Domain of each task, in stream order; the targets are always ``canonical``."""
+    n_train: int = 2000
+    """Training samples per task."""
+    n_test: int = 500
+    """Test samples per task; the test scene states are shared by all tasks."""
+    seed: int = 0
+    """Seed of the scene states and appearances (independent of the training seed)."""
+
+    def __post_init__(self) -> None:
+        if self.n_train < 1 or self.n_test < 1:
+            raise ValueError(f"n_train and n_test must be positive, got {self.n_train} and {self.n_test}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
+        if not self.tasks:
+            raise ValueError("at least one task is needed")
+        for name in self.tasks:
+            get_domain(name)  # raises with the list of valid names
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataSpec:
+        """Inverse of :meth:`to_dict`."""
+        scene: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data["scene"].items()}
+        return cls(
+            scene=SceneConfig(**scene),
+            tasks=tuple(data["tasks"]),
+            n_train=int(data["n_train"]),
+            n_test=int(data["n_test"]),
+            seed=int(data["seed"]),
+        )
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named size of the whole benchmark."""
+
+    name: str
+    n_train: int
+    """Training images per task."""
+    n_test: int
+    """Test images per task."""
+    epochs: tuple[int, int, int]
+    """Epochs on Task 0, 1 and 2 (the paper: 250/100/100)."""
+
+    def data_spec(self, **overrides: Any) -> DataSpec:
+        """The data spec of this preset; ``overrides`` replace fields (``resolution`` goes to the scene)."""
+        resolution = overrides.pop("resolution", None)
+        scene = SceneConfig() if resolution is None else SceneConfig(resolution=resolution)
+        values: dict[str, Any] = {"scene": scene, "n_train": self.n_train, "n_test": self.n_test}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return DataSpec(**values)
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset("smoke", n_train=48, n_test=24, epochs=(1, 1, 1)),
+    "quick": Preset("quick", n_train=2000, n_test=500, epochs=(25, 10, 10)),
+    "paper": Preset("paper", n_train=10000, n_test=1000, epochs=(250, 100, 100)),
+}
+DEFAULT_PRESET = "quick"
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; a ``KeyError`` lists the valid names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(PRESETS)}") from None

@@ -1,0 +1,1 @@
+"""Tables, continual-learning metrics and figures built from run directories."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: the smoke data set is rendered once per test session."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+warnings.filterwarnings("ignore", message="no QP solver found")
+
+from benchmark.cache import get_or_generate  # noqa: E402
+from benchmark.config import get_preset  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def smoke_spec():
+    return get_preset("smoke").data_spec()
+
+
+@pytest.fixture(scope="session")
+def smoke_data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def smoke_data(smoke_spec, smoke_data_dir):
+    data, _ = get_or_generate(smoke_spec, smoke_data_dir, workers=2, progress=False)
+    return data
