@@ -68,18 +68,31 @@ def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
     )
 
 
-def load_data(args: argparse.Namespace) -> tuple[DataSpec, StreamData, Path]:
-    """Reuse or generate the data the flags describe."""
-    spec = data_spec_from_args(args)
-    data, directory = get_or_generate(spec, args.data_dir, workers=args.workers, progress=not args.no_progress)
-    return spec, data, directory
+def load_data(spec: DataSpec, args: argparse.Namespace) -> tuple[StreamData, Path]:
+    """Reuse or generate the data of ``spec`` where the flags say."""
+    return get_or_generate(spec, args.data_dir, workers=args.workers, progress=not args.no_progress)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Log lines to stderr, without the logger name clutter."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr, force=True
-    )
+    """Log the benchmark's ``ciim.*`` lines to stderr, plainly; idempotent."""
+    logger = logging.getLogger("ciim")
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
 
 
 def fail(message: str, code: int = 1) -> int:

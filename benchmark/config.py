@@ -73,6 +73,12 @@ class Preset:
     epochs: tuple[int, int, int]
     """Epochs on Task 0, 1 and 2 (the paper: 250/100/100)."""
 
+    def train_config(self, **overrides: Any) -> TrainConfig:
+        """This preset's training config; ``overrides`` that are not None replace fields."""
+        values: dict[str, Any] = {"epochs": self.epochs}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig(**values)
+
     def data_spec(self, **overrides: Any) -> DataSpec:
         """The data spec of this preset; ``overrides`` replace fields (``resolution`` goes to the scene)."""
         resolution = overrides.pop("resolution", None)
@@ -80,6 +86,52 @@ class Preset:
         values: dict[str, Any] = {"scene": scene, "n_train": self.n_train, "n_test": self.n_test}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return DataSpec(**values)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything about training the VAEs; every field is also a ``benchmark.run`` flag (``--batch-size``...)."""
+
+    epochs: tuple[int, ...] = (25, 10, 10)
+    """Epochs on Task 0, 1 and 2. Continual strategies follow it; single-task and joint models
+    train for the sum (the paper: 250/100/100, 450 in total)."""
+    batch_size: int = 128
+    """Training minibatch (replay strategies add as many buffer samples)."""
+    eval_batch_size: int = 512
+    lr: float = 1e-3
+    """Adam learning rate."""
+    latent_size: int = 32
+    alpha: float = 1.0
+    """Eq. 1: weight of the reconstruction term."""
+    beta: float = 100.0
+    """Eq. 1: weight of the auxiliary term."""
+    gamma: float = 1.0
+    """Eq. 1: final weight of the KL term."""
+    kl_anneal_iterations: int = 200
+    """Iterations over which the KL weight ramps up from 0."""
+    mem_size: int = 1000
+    """Replay buffer size of ER and DER, in samples."""
+    der_alpha: float = 0.3
+    """DER: weight of the distillation on stored outputs (Buzzega et al. 2020)."""
+    der_beta: float = 0.5
+    """DER++: weight of Eq. 1 on a second buffer sample; 0 gives plain DER."""
+
+    def __post_init__(self) -> None:
+        if not self.epochs or any(e < 1 for e in self.epochs):
+            raise ValueError(f"epochs must be positive, got {self.epochs}")
+        for name in ("batch_size", "eval_batch_size", "latent_size", "mem_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "alpha"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("beta", "gamma", "der_alpha", "der_beta", "kl_anneal_iterations"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(self.epochs)
 
 
 PRESETS: dict[str, Preset] = {

@@ -9,7 +9,7 @@ import argparse
 import sys
 import warnings
 
-from benchmark.cli import add_data_arguments, fail, load_data, positive_int, setup_logging
+from benchmark.cli import add_data_arguments, data_spec_from_args, fail, load_data, positive_int, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     warnings.filterwarnings("ignore", message="no QP solver found")
     try:
-        spec, data, directory = load_data(args)
+        spec = data_spec_from_args(args)
+        data, directory = load_data(spec, args)
     except OSError as exc:
         return fail(f"cannot write the data cache: {exc}")
     print(

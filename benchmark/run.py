@@ -1,43 +1,135 @@
-"""The main job: make (or reuse) the data, build the Avalanche stream, train and evaluate.
+"""The main job: make (or reuse) the data, train each strategy on the Avalanche stream, evaluate, report.
 
-python -m benchmark.run --strategy der
+    python -m benchmark.run --strategy der
+    python -m benchmark.run --strategy all --preset quick --seed 0
+    python -m benchmark.run --strategy finetune,er --epochs 5,2,2 --batch-size 64
+
+Every run writes ``<out>/<strategy>/seed<N>/`` (see :mod:`benchmark.train`). Exit codes:
+0 success, 1 failure (e.g. a diverged loss), 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import sys
-import warnings
+import typing
+from pathlib import Path
+from typing import Any
 
-from benchmark.cli import add_data_arguments, fail, load_data, setup_logging
+from benchmark.cli import add_data_arguments, data_spec_from_args, fail, load_data, non_negative_int, setup_logging
+from benchmark.config import TrainConfig, get_preset
 from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
-from benchmark.stream import build_benchmark
+from benchmark.train import ResumeError, RunConfig, TrainingDiverged, run_strategy
+from strategies import available_strategies
+
+log = logging.getLogger("ciim.run")
+
+
+def _field_type(name: str) -> Any:
+    hint = typing.get_type_hints(TrainConfig)[name]
+    if typing.get_origin(hint) is tuple:
+
+        def int_list(text: str) -> tuple[int, ...]:
+            try:
+                return tuple(int(part) for part in text.split(","))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+        return int_list
+    return hint
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`TrainConfig` field (``--batch-size``, ``--der-alpha``...), default: the preset's."""
+    group = parser.add_argument_group("training (defaults come from the preset)")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(
+            flag, type=_field_type(f.name), default=None, metavar=f.name.upper(), help=f"(default: {shown})"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--strategy", default="der", help="strategy name, a comma list, or 'all'")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.run",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="strategies: " + ", ".join(available_strategies()),
+    )
+    parser.add_argument("--strategy", default="der", help="a name, a comma list, or 'all' (default: der)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default: 0)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where models run (default: auto)")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
+    parser.add_argument("--resume", action="store_true", help="continue each run from its last finished experience")
     add_data_arguments(parser)
+    add_train_arguments(parser)
     return parser
 
 
+def parse_strategies(text: str) -> list[str]:
+    """``all``, one name or a comma list; raises ``KeyError`` naming the valid strategies."""
+    if text.strip() == "all":
+        return available_strategies()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available_strategies()]
+    if unknown or not names:
+        raise KeyError(
+            f"unknown strategy {', '.join(unknown) or repr(text)}; valid: {', '.join(available_strategies())}, all"
+        )
+    return list(dict.fromkeys(names))
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    """Final per-task MSE (mean per pixel) as a text table."""
+    tasks = results[0]["tasks"]
+    head = f"{'strategy':<12}" + "".join(f"{f'task {j} ({t})':>22}" for j, t in enumerate(tasks)) + f"{'mean':>12}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        values = r["final_mse"]
+        cells = "".join(f"{v:>22.5f}" for v in values)
+        lines.append(f"{r['strategy']:<12}{cells}{sum(values) / len(values):>12.5f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     setup_logging()
-    warnings.filterwarnings("ignore", message="no QP solver found")
     try:
+        names = parse_strategies(args.strategy)
         device = resolve_device(args.device)
-    except ValueError as exc:
-        return fail(str(exc), 2)
+        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+        train_cfg = get_preset(args.preset).train_config(**overrides)
+        spec = data_spec_from_args(args)
+        if len(train_cfg.epochs) != len(spec.tasks):
+            raise ValueError(f"--epochs needs one value per task ({len(spec.tasks)}), got {len(train_cfg.epochs)}")
+    except (KeyError, ValueError) as exc:
+        return fail(str(exc).strip("'\""), 2)
     threads = configure_threads()
-    spec, data, directory = load_data(args)
-    benchmark = build_benchmark(data)
-    sizes = [len(exp.dataset) for exp in benchmark.streams["train"]]
-    print(
-        f"data ready: {directory} ({len(sizes)} experiences, {sizes} train samples); device {device}, {threads} threads"
-    )
-    print("training is not implemented yet: the strategies land with the VAE issue")
+    try:
+        data, directory = load_data(spec, args)
+    except OSError as exc:
+        return fail(f"cannot prepare the data: {exc}")
+    log.info("run: %s on %s (%d threads), data %s", ", ".join(names), device, threads, directory)
+    results = []
+    for name in names:
+        cfg = RunConfig(name, args.preset, args.seed, str(device), spec, train_cfg)
+        try:
+            results.append(run_strategy(cfg, data, args.out, resume=args.resume, progress=not args.no_progress))
+        except TrainingDiverged as exc:
+            return fail(f"{name}: {exc}; stopped, the finished experiences' files are kept")
+        except ResumeError as exc:
+            return fail(str(exc), 2)
+        except ValueError as exc:
+            return fail(f"{name}: {exc}", 2)
+        log.info("run: %s finished in %.1f s -> %s", name, results[-1]["wall_time_s"], args.out / name)
+    print(f"\nfinal MSE per test task (mean per pixel), preset {args.preset}, seed {args.seed}")
+    print(format_table(results))
     return 0
 
 

@@ -1,0 +1,114 @@
+"""Regression metrics as Avalanche ``PluginMetric`` s (avalanche-lib 0.6.0 has none).
+
+- :class:`MappingMetrics`: after each test experience, the reconstruction MSE against the
+  canonical target as a mean per pixel (``eval/exp{k}/mse``) and as the paper's per-image sum
+  over every pixel (``eval/exp{k}/mse_sum``), and the auxiliary error: the mean Euclidean
+  distance in metres between predicted and true target positions (``eval/exp{k}/aux_error``).
+  Evaluated after every training experience, these give the matrix ``R[i][j]``.
+- :class:`LossTermsMetric`: per training epoch, the mean of Eq. 1 and of each of its terms,
+  the KL weight (so the ramp shows in the logs) and the total loss including any plugin's
+  regularisers (``train/loss``, ``train/recon``, ``train/aux``, ``train/kl``, ``train/gamma``,
+  ``train/total``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from avalanche.evaluation import PluginMetric
+from avalanche.evaluation.metric_results import MetricValue
+
+from benchmark.loss import VAELoss
+
+EVAL_KEYS = ("mse", "mse_sum", "aux_error")
+
+
+def eval_name(experience: int, key: str) -> str:
+    """Name of an evaluation metric, e.g. ``eval/exp1/mse``."""
+    return f"eval/exp{experience}/{key}"
+
+
+class MappingMetrics(PluginMetric[dict[str, float]]):
+    """Reconstruction and auxiliary errors on each evaluated experience."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reset()
+
+    def reset(self) -> None:
+        self._sse = 0.0
+        self._pixels = 0
+        self._images = 0
+        self._aux = 0.0
+
+    def result(self) -> dict[str, float]:
+        images = max(self._images, 1)
+        return {
+            "mse": self._sse / max(self._pixels, 1),
+            "mse_sum": self._sse / images,
+            "aux_error": self._aux / images,
+        }
+
+    def before_eval_exp(self, strategy: Any) -> None:
+        self.reset()
+
+    @torch.no_grad()
+    def after_eval_iteration(self, strategy: Any) -> None:
+        recon = strategy.mb_output.recon.float()
+        target = strategy.mb_y.float()
+        self._sse += float((recon - target).pow(2).sum())
+        self._pixels += target.numel()
+        self._images += target.shape[0]
+        aux_pred, aux = strategy.mb_output.aux.float(), strategy.mbatch[2].float()
+        self._aux += float((aux_pred[:, :3] - aux[:, :3]).norm(dim=1).sum())
+
+    def after_eval_exp(self, strategy: Any) -> list[MetricValue]:
+        k = strategy.experience.current_experience
+        step = strategy.clock.train_iterations
+        return [MetricValue(self, eval_name(k, key), value, step) for key, value in self.result().items()]
+
+    def __str__(self) -> str:
+        return "MappingMetrics"
+
+
+class LossTermsMetric(PluginMetric[dict[str, float]]):
+    """Epoch means of the loss terms, read from the :class:`VAELoss` criterion."""
+
+    def __init__(self, criterion: VAELoss) -> None:
+        super().__init__()
+        self.criterion = criterion
+        self.reset()
+
+    def reset(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def result(self) -> dict[str, float]:
+        return {k: v / max(self._count, 1) for k, v in self._sums.items()}
+
+    def before_training_epoch(self, strategy: Any) -> None:
+        self.reset()
+
+    def after_training_iteration(self, strategy: Any) -> None:
+        terms = self.criterion.last
+        if terms is None:
+            return
+        values = {
+            "loss": terms.total.item(),
+            "recon": terms.recon.item(),
+            "aux": terms.aux.item(),
+            "kl": terms.kl.item(),
+            "gamma": terms.gamma,
+            "total": strategy.loss.item(),
+        }
+        for key, value in values.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        self._count += 1
+
+    def after_training_epoch(self, strategy: Any) -> list[MetricValue]:
+        step = strategy.clock.train_iterations
+        return [MetricValue(self, f"train/{key}", value, step) for key, value in self.result().items()]
+
+    def __str__(self) -> str:
+        return "LossTerms"

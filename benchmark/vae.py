@@ -1,0 +1,158 @@
+"""The convolutional VAE that maps any image to the canonical image, and how to save and load it.
+
+Encoder: four stride-2 convolutions to ``mu`` and ``logvar``; decoder: a linear layer and four
+stride-2 transposed convolutions to a ``[0, 1]`` image; auxiliary head: two linear layers from
+the latent to the auxiliary vector (target position and joint angles).
+
+Written here rather than taken from Avalanche: avalanche-lib 0.6.0's ``MlpVAE`` is fully
+connected and samples with ``sigma = 0.5 * exp(logvar)``; the correct reparameterisation is
+``sigma = exp(0.5 * logvar)`` (Kingma and Welling, 2014). There is no batch normalisation, so
+the deterministic path (``encode`` then ``decode(mu)``) gives the same output in train and
+eval mode, which the DER distillation relies on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from benchmark.io import atomic_path
+from envs.renderer import AUX_SIZE
+
+MODEL_FORMAT = 1
+
+
+class VAEOutput(NamedTuple):
+    """What :meth:`ConvVAE.forward` returns."""
+
+    recon: torch.Tensor
+    """Reconstruction ``(N, 3, H, W)`` in ``[0, 1]``: of a sampled latent in training, of ``mu`` in eval."""
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    aux: torch.Tensor
+    """Predicted auxiliary vector ``(N, aux_size)``, from ``mu``."""
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Architecture of :class:`ConvVAE`; saved with every model."""
+
+    resolution: int = 64
+    """Input and output side in pixels; a multiple of 16."""
+    latent_size: int = 32
+    channels: tuple[int, int, int, int] = (32, 64, 128, 256)
+    """Channels of the four encoder convolutions (mirrored by the decoder)."""
+    aux_size: int = AUX_SIZE
+    aux_hidden: int = 64
+
+    def __post_init__(self) -> None:
+        if self.resolution % 16 or self.resolution < 16:
+            raise ValueError(f"VAE resolution must be a multiple of 16, got {self.resolution}")
+        if self.latent_size < 1:
+            raise ValueError(f"latent_size must be positive, got {self.latent_size}")
+
+
+class ConvVAE(nn.Module):
+    """Convolutional VAE with an auxiliary regression head; see the module docstring."""
+
+    def __init__(self, config: VAEConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or VAEConfig()
+        c = cfg.channels
+        side = cfg.resolution // 16
+        self._grid = (c[3], side, side)
+        flat = c[3] * side * side
+        act = nn.LeakyReLU(0.2)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, c[0], 4, 2, 1), act,
+            nn.Conv2d(c[0], c[1], 4, 2, 1), act,
+            nn.Conv2d(c[1], c[2], 4, 2, 1), act,
+            nn.Conv2d(c[2], c[3], 4, 2, 1), act,
+            nn.Flatten(),
+        )  # fmt: skip
+        self.to_mu = nn.Linear(flat, cfg.latent_size)
+        self.to_logvar = nn.Linear(flat, cfg.latent_size)
+        self.from_latent = nn.Linear(cfg.latent_size, flat)
+        self.decoder = nn.Sequential(
+            act,
+            nn.ConvTranspose2d(c[3], c[2], 4, 2, 1), act,
+            nn.ConvTranspose2d(c[2], c[1], 4, 2, 1), act,
+            nn.ConvTranspose2d(c[1], c[0], 4, 2, 1), act,
+            nn.ConvTranspose2d(c[0], 3, 4, 2, 1),
+            nn.Sigmoid(),
+        )  # fmt: skip
+        self.aux_head = nn.Sequential(
+            nn.Linear(cfg.latent_size, cfg.aux_hidden), nn.ReLU(), nn.Linear(cfg.aux_hidden, cfg.aux_size)
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of the approximate posterior of images ``x`` in ``[0, 1]``."""
+        h = self.encoder(x)
+        return self.to_mu(h), self.to_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Image in ``[0, 1]`` for latent codes ``z``."""
+        return self.decoder(self.from_latent(z).view(-1, *self._grid))
+
+    def forward(self, x: torch.Tensor) -> VAEOutput:
+        mu, logvar = self.encode(x)
+        if self.training:
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        else:
+            z = mu
+        return VAEOutput(self.decode(z), mu, logvar, self.aux_head(mu))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic mapping to the canonical image: ``decode(mu)``."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)
+
+
+def save_vae(model: ConvVAE, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> None:
+    """Write a self-describing model file (config and weights), atomically."""
+    payload = {
+        "format": MODEL_FORMAT,
+        "config": dataclasses.asdict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> ConvVAE:
+    """Load a trained VAE, in eval mode, from a ``model.pt`` or from the run folder that holds it.
+
+    Example::
+
+        from benchmark.vae import load_vae
+        vae = load_vae("runs/der/seed0")
+        canonical = vae.reconstruct(images)  # images: (N, 3, 64, 64) float in [0, 1]
+
+    Raises ``FileNotFoundError`` or ``ValueError`` with a one-line reason.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no VAE at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+            raise ValueError("no ciim-bench model header")
+        raw: dict[str, Any] = payload["config"]
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        config = VAEConfig(**fields)
+        model = ConvVAE(config)
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:  # any unreadable or foreign file is a one-line error for the user
+        reason = str(exc).split("\n")[0][:120]
+        raise ValueError(f"{path} is not a ciim-bench VAE ({exc.__class__.__name__}: {reason})") from None
+    return model.to(device).eval()

@@ -1,0 +1,167 @@
+"""``python -m benchmark.run`` end to end on the smoke preset: every strategy, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from avalanche.training import Naive
+from avalanche.training.plugins import SynapticIntelligencePlugin
+
+from benchmark import train as train_module
+from benchmark.run import main
+from benchmark.vae import load_vae
+from strategies import available_strategies, register_strategy, unregister_strategy
+
+
+@pytest.fixture
+def argv(smoke_data_dir, smoke_data, tmp_path):
+    """Common flags: the session's smoke data, a fresh runs folder, no progress bars."""
+    return ["--preset", "smoke", "--data-dir", str(smoke_data_dir), "--out", str(tmp_path / "runs"), "--no-progress"]
+
+
+def _results(tmp_path, strategy, seed=0):
+    return json.loads((tmp_path / "runs" / strategy / f"seed{seed}" / "results.json").read_text())
+
+
+def test_every_strategy_end_to_end(argv, tmp_path, capsys, caplog):
+    assert main(["--strategy", "all", *argv]) == 0
+    out = capsys.readouterr().out
+    for name in ("single", "finetune", "joint", "er", "der"):
+        assert name in available_strategies()
+        res = _results(tmp_path, name)
+        rows = 1 if name == "joint" else 3
+        assert res["strategy"] == name and res["preset"] == "smoke" and res["seed"] == 0
+        for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix"):
+            assert len(res[key]) == rows and all(len(r) == 3 for r in res[key])
+            assert all(math.isfinite(v) and v > 0 for r in res[key] for v in r)
+        assert len(res["final_mse"]) == 3
+        # the sum over a 64x64x3 image is the per-pixel mean times 12288
+        assert res["mse_sum_matrix"][0][0] == pytest.approx(res["mse_matrix"][0][0] * 64 * 64 * 3, rel=1e-5)
+        run = tmp_path / "runs" / name / "seed0"
+        config = json.loads((run / "config.json").read_text())
+        assert config["strategy"] == name and config["train"]["epochs"] == [1, 1, 1]
+        assert (run / "logs" / "metrics.csv").is_file() and (run / "logs" / "training_results.csv").is_file()
+        assert len(list((run / "checkpoints").glob("exp*.pt"))) == rows
+        assert load_vae(run).config.latent_size == 32
+        assert name in out
+    # continual strategies share one Task-0 model: trained once, then reused, with identical first rows
+    assert len(list((tmp_path / "runs" / "_shared").glob("task0-*.pt"))) == 1
+    assert "reusing the Task-0 model" in caplog.text
+    first_rows = {_results(tmp_path, n)["mse_matrix"][0][0] for n in ("finetune", "er", "der")}
+    assert len(first_rows) == 1
+    # single-task models are judged on their own task
+    single = _results(tmp_path, "single")
+    assert single["final_mse"] == [single["mse_matrix"][j][j] for j in range(3)]
+
+
+def test_kl_ramp_is_in_the_logs(argv, tmp_path):
+    assert main(["--strategy", "finetune", "--kl-anneal-iterations", "3", "--epochs", "2,1,1", *argv]) == 0
+    rows = (tmp_path / "runs" / "finetune" / "seed0" / "logs" / "metrics.csv").read_text().splitlines()
+    gammas = [float(r.split(",")[2]) for r in rows if r.startswith("train/gamma,")]
+    assert gammas[0] == 0.0 and gammas[-1] == 1.0 and gammas == sorted(gammas)
+
+
+def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch):
+    assert main(["--strategy", "der,er", *argv]) == 0
+    reference = {n: _results(tmp_path, n) for n in ("der", "er")}
+    killed_out = tmp_path / "killed"
+    argv = [*argv[:-3], "--out", str(killed_out), "--no-progress"]
+    original = train_module._save_step
+
+    def save_then_die(directory, step, *args):
+        original(directory, step, *args)
+        if step == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_step", save_then_die)
+    for name in ("der", "er"):
+        with pytest.raises(KeyboardInterrupt):
+            main(["--strategy", name, *argv])
+        assert not (killed_out / name / "seed0" / "results.json").exists()
+    monkeypatch.setattr(train_module, "_save_step", original)
+    assert main(["--strategy", "der,er", "--resume", *argv]) == 0
+    for name in ("der", "er"):
+        resumed = json.loads((killed_out / name / "seed0" / "results.json").read_text())
+        for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix", "final_mse"):
+            np.testing.assert_allclose(resumed[key], reference[name][key], rtol=1e-6, err_msg=f"{name} {key}")
+        metrics = (killed_out / name / "seed0" / "logs" / "metrics.csv").read_text().splitlines()
+        assert sum(r.startswith("eval/exp0/mse,") for r in metrics) == 3  # no duplicated rows
+
+
+def test_resume_with_another_config_is_refused(argv, tmp_path, capsys):
+    assert main(["--strategy", "finetune", *argv]) == 0
+    assert main(["--strategy", "finetune", "--resume", "--lr", "0.01", *argv]) == 2
+    assert "config differs in train" in capsys.readouterr().err
+
+
+def test_unknown_strategy_lists_valid_names(argv, capsys):
+    assert main(["--strategy", "nope", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown strategy nope" in err
+    for name in ("single", "finetune", "joint", "er", "der"):
+        assert name in err
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "1,x"], ["--batch-size", "two"], ["--device", "tpu"], ["--seed", "-1"]])
+def test_bad_flags_are_argparse_errors(argv, flags):
+    with pytest.raises(SystemExit) as exc:
+        main([*flags, *argv])
+    assert exc.value.code == 2
+
+
+def test_invalid_values_are_one_line_errors(argv, capsys):
+    assert main(["--strategy", "finetune", "--epochs", "1,1", *argv]) == 2
+    assert main(["--strategy", "finetune", "--lr", "0", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert "one value per task" in err[0] and "lr must be positive" in err[1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu_is_a_usage_error(argv, capsys):
+    assert main(["--device", "cuda", *argv]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_files(argv, tmp_path, capsys):
+    from avalanche.core import SupervisedPlugin
+
+    class NaNAfterTask0(SupervisedPlugin):
+        def before_backward(self, strategy, **kwargs):
+            if strategy.experience.current_experience == 1 and strategy.clock.train_exp_iterations == 0:
+                strategy.loss = strategy.loss * float("nan")
+
+    @register_strategy("test-nan")
+    def nan_strategy(ctx):
+        """Poisons the loss on Task 1."""
+        return Naive(**ctx.template_kwargs(NaNAfterTask0()))
+
+    try:
+        assert main(["--strategy", "test-nan", *argv]) == 1
+    finally:
+        unregister_strategy("test-nan")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "error: test-nan: loss became nan in experience 1 at iteration 1; "
+        "stopped, the finished experiences' files are kept"
+    )
+    run = tmp_path / "runs" / "test-nan" / "seed0"
+    assert (run / "checkpoints" / "exp0.pt").is_file() and (run / "config.json").is_file()
+    assert not (run / "results.json").exists()
+
+
+def test_a_strategy_registered_from_outside_the_package(argv, tmp_path):
+    @register_strategy("test-si")
+    def si(ctx):
+        """Synaptic intelligence: Avalanche's plugin works with any loss."""
+        return Naive(**ctx.template_kwargs(SynapticIntelligencePlugin(si_lambda=0.1)))
+
+    try:
+        assert main(["--strategy", "test-si", *argv]) == 0
+    finally:
+        unregister_strategy("test-si")
+    assert _results(tmp_path, "test-si")["schedule"] == "continual"
