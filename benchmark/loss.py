@@ -31,11 +31,11 @@ class LossConfig:
 
     alpha: float = 1.0
     """Weight of the reconstruction term."""
-    beta: float = 100.0
-    """Weight of the auxiliary regression term (metres and radians are small numbers)."""
-    gamma: float = 1.0
+    beta: float = 10.0
+    """Weight of the auxiliary regression term."""
+    gamma: float = 0.01
     """Final weight of the KL term."""
-    kl_anneal_iterations: int = 200
+    kl_anneal_iterations: int = 500
     """Iterations over which the KL weight ramps from 0 to ``gamma``; 0 disables the ramp."""
 
 

@@ -46,7 +46,7 @@ def test_criterion_reads_aux_from_the_minibatch_and_counts_iterations():
     crit.before_training(strategy)
     out = VAEOutput(torch.zeros(2, 3, 4, 4), torch.zeros(2, 2), torch.zeros(2, 2), torch.zeros(2, 5))
     loss = crit(out, torch.zeros(2, 3, 4, 4))
-    assert crit.last.aux.item() == pytest.approx(5.0) and loss.item() == pytest.approx(100 * 5.0)
+    assert crit.last.aux.item() == pytest.approx(5.0) and loss.item() == pytest.approx(crit.config.beta * 5.0)
     for _ in range(5):
         crit.after_training_iteration(strategy)
     assert crit.gamma == pytest.approx(0.5)
