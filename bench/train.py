@@ -1,6 +1,6 @@
 """Training throughput: our Avalanche training vs a bare PyTorch loop, and der vs finetune.
 
-    python bench/train.py [--n-train 1024 --epochs 2 --batch-size 128]
+    python bench/train.py [--n-train 1024 --epochs 2 --batch-size 32]
 
 Prints, measured side by side in one run on the same model, data and batch size:
 - images/s of a bare PyTorch loop (DataLoader, forward, Eq. 1, backward, Adam step);
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-train", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data-dir", default="data")
     args = parser.parse_args(argv)

@@ -11,11 +11,14 @@ sentences from a continuous space").
 
 Avalanche calls ``criterion(mb_output, mb_y)`` only; the auxiliary vector is ``mbatch[2]``,
 so :class:`VAELoss` is also a plugin: Avalanche registers a criterion that is a plugin
-automatically, which gives it the strategy and its current minibatch.
+automatically, which gives it the strategy and its current minibatch. When a plugin calls the
+criterion on a batch of its own (EWC computing importances), the auxiliary term is left out,
+since that batch's auxiliary vector is not known to the criterion.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -97,9 +100,18 @@ class VAELoss(SupervisedPlugin):
     def __call__(self, output: VAEOutput, target: torch.Tensor) -> torch.Tensor:
         if self._strategy is None:
             raise RuntimeError("VAELoss must be the criterion of an Avalanche strategy (it reads mbatch[2])")
-        aux = self._strategy.mbatch[2]
-        self.last = vae_loss(output, target, aux, self.config, self.gamma)
-        return self.last.total
+        if target is self._strategy.mb_y:
+            aux = self._strategy.mbatch[2]
+            config = self.config
+        else:
+            # A plugin calls the criterion on a batch of its own (EWC's importance pass): the
+            # batch's auxiliary vector is unknown here, so that term is left out.
+            aux = output.aux.detach()
+            config = dataclasses.replace(self.config, beta=0.0)
+        terms = vae_loss(output, target, aux, config, self.gamma)
+        if target is self._strategy.mb_y:
+            self.last = terms
+        return terms.total
 
     def state_dict(self) -> dict[str, int]:
         return {"iterations": self.iterations}

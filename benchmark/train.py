@@ -261,9 +261,12 @@ def run_strategy(
     if resume:
         _check_resume(directory, cfg)
     else:
-        for stale in ("checkpoints", "logs", "results.json", "model.pt"):
-            target = directory / stale
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+        # A fresh run: nothing of an earlier run in this folder may be mixed into it.
+        shutil.rmtree(directory / "checkpoints", ignore_errors=True)
+        shutil.rmtree(directory / "logs", ignore_errors=True)
+        for stale in directory.glob("*.pt"):
+            stale.unlink()
+        (directory / "results.json").unlink(missing_ok=True)
         write_json(directory / "config.json", cfg.to_dict())
 
     started = time.perf_counter()

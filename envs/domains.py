@@ -34,6 +34,7 @@ from envs.effects import (
     Posterize,
     SaltAndPepper,
     Sharpness,
+    uniform,
 )
 
 Range = tuple[float, float]
@@ -102,8 +103,7 @@ class Domain:
         """Draw one image's appearance; the draw order is fixed, so a seed fixes the image."""
 
         def draw(bounds: Range) -> float:
-            low, high = bounds
-            return float(low) if low == high else float(rng.uniform(low, high))
+            return uniform(rng, bounds)
 
         def draw3(bounds: RGBRange) -> tuple[float, float, float]:
             a, b, c = (draw(r) for r in bounds)

@@ -25,7 +25,8 @@ import torch
 Range = tuple[float, float]
 
 
-def _uniform(rng: np.random.Generator, bounds: Range) -> float:
+def uniform(rng: np.random.Generator, bounds: Range) -> float:
+    """A uniform draw from ``bounds``; a point range ``(a, a)`` is ``a`` and consumes no randomness."""
     low, high = bounds
     return float(low) if low == high else float(rng.uniform(low, high))
 
@@ -65,7 +66,7 @@ class GaussianNoise(Effect):
     std: Range = (0.01, 0.08)
 
     def sample(self, rng: np.random.Generator) -> tuple[float, ...]:
-        return (_uniform(rng, self.std),)
+        return (uniform(rng, self.std),)
 
     def apply(self, images, params, seeds):
         std = _column(params, 0, images).view(-1, 1, 1, 1)
@@ -79,7 +80,7 @@ class SaltAndPepper(Effect):
     amount: Range = (0.002, 0.03)
 
     def sample(self, rng: np.random.Generator) -> tuple[float, ...]:
-        return (_uniform(rng, self.amount),)
+        return (uniform(rng, self.amount),)
 
     def apply(self, images, params, seeds):
         amount = _column(params, 0, images).view(-1, 1, 1, 1)
@@ -111,7 +112,7 @@ class Sharpness(Effect):
     factor: Range = (0.3, 2.5)
 
     def sample(self, rng: np.random.Generator) -> tuple[float, ...]:
-        return (_uniform(rng, self.factor),)
+        return (uniform(rng, self.factor),)
 
     def apply(self, images, params, seeds):
         return kornia.enhance.sharpness(images, _column(params, 0, images)).clamp(0, 1)
@@ -124,7 +125,7 @@ class GaussianBlur(Effect):
     sigma: Range = (0.3, 1.0)
 
     def sample(self, rng: np.random.Generator) -> tuple[float, ...]:
-        return (_uniform(rng, self.sigma),)
+        return (uniform(rng, self.sigma),)
 
     def apply(self, images, params, seeds):
         sigma = _column(params, 0, images)
@@ -139,7 +140,7 @@ class JpegCompression(Effect):
     quality: Range = (25.0, 60.0)
 
     def sample(self, rng: np.random.Generator) -> tuple[float, ...]:
-        return (_uniform(rng, self.quality),)
+        return (uniform(rng, self.quality),)
 
     def apply(self, images, params, seeds):
         quality = _column(params, 0, images)
@@ -153,7 +154,7 @@ class ColourCast(Effect):
     strength: Range = (0.05, 0.2)
 
     def sample(self, rng: np.random.Generator) -> tuple[float, ...]:
-        s = _uniform(rng, self.strength)
+        s = uniform(rng, self.strength)
         return tuple(float(g) for g in 1.0 + rng.uniform(-s, s, size=3))
 
     def apply(self, images, params, seeds):

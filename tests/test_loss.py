@@ -33,23 +33,30 @@ def test_kl_ramp():
 
 
 class _FakeStrategy:
-    def __init__(self, aux):
-        self.mbatch = [None, None, aux, None]
+    def __init__(self, aux, target):
+        self.mbatch = [None, target, aux, None]
+
+    @property
+    def mb_y(self):
+        return self.mbatch[1]
 
 
 def test_criterion_reads_aux_from_the_minibatch_and_counts_iterations():
     crit = VAELoss(LossConfig(kl_anneal_iterations=10))
     with pytest.raises(RuntimeError, match="criterion of an Avalanche strategy"):
         crit(VAEOutput(*[torch.zeros(1)] * 4), torch.zeros(1))
-    aux = torch.ones(2, 5)
-    strategy = _FakeStrategy(aux)
+    aux, target = torch.ones(2, 5), torch.zeros(2, 3, 4, 4)
+    strategy = _FakeStrategy(aux, target)
     crit.before_training(strategy)
     out = VAEOutput(torch.zeros(2, 3, 4, 4), torch.zeros(2, 2), torch.zeros(2, 2), torch.zeros(2, 5))
-    loss = crit(out, torch.zeros(2, 3, 4, 4))
+    loss = crit(out, target)
     assert crit.last.aux.item() == pytest.approx(5.0) and loss.item() == pytest.approx(crit.config.beta * 5.0)
+    # called by a plugin on another batch (EWC's importances): no auxiliary term, `last` untouched
+    other = crit(out, torch.zeros(2, 3, 4, 4))
+    assert other.item() == pytest.approx(0.0) and crit.last.aux.item() == pytest.approx(5.0)
     for _ in range(5):
         crit.after_training_iteration(strategy)
-    assert crit.gamma == pytest.approx(0.5)
+    assert crit.gamma == pytest.approx(0.5 * crit.config.gamma)
     state = crit.state_dict()
     fresh = VAELoss(crit.config)
     fresh.load_state_dict(state)

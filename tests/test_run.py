@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from avalanche.training import Naive
-from avalanche.training.plugins import SynapticIntelligencePlugin
+from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 
 from benchmark import train as train_module
 from benchmark.run import main
@@ -59,10 +59,13 @@ def test_every_strategy_end_to_end(argv, tmp_path, capsys, caplog):
 
 
 def test_kl_ramp_is_in_the_logs(argv, tmp_path):
-    assert main(["--strategy", "finetune", "--kl-anneal-iterations", "3", "--epochs", "2,1,1", *argv]) == 0
+    flags = ["--kl-anneal-iterations", "6", "--gamma", "0.5", "--batch-size", "24", "--epochs", "4,1,1"]
+    assert main(["--strategy", "finetune", *flags, *argv]) == 0
     rows = (tmp_path / "runs" / "finetune" / "seed0" / "logs" / "metrics.csv").read_text().splitlines()
     gammas = [float(r.split(",")[2]) for r in rows if r.startswith("train/gamma,")]
-    assert gammas[0] == 0.0 and gammas[-1] == 1.0 and gammas == sorted(gammas)
+    # 48 samples in batches of 24: epoch means of the ramp 0, 1/6, ... then the full weight
+    assert gammas[:3] == pytest.approx([0.5 * 0.5 / 6, 0.5 * 2.5 / 6, 0.5 * 4.5 / 6])
+    assert gammas[3:] == [0.5] * 3
 
 
 def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch):
@@ -154,14 +157,20 @@ def test_nan_loss_stops_with_one_line_and_keeps_files(argv, tmp_path, capsys):
     assert not (run / "results.json").exists()
 
 
-def test_a_strategy_registered_from_outside_the_package(argv, tmp_path):
-    @register_strategy("test-si")
-    def si(ctx):
-        """Synaptic intelligence: Avalanche's plugin works with any loss."""
-        return Naive(**ctx.template_kwargs(SynapticIntelligencePlugin(si_lambda=0.1)))
+@pytest.mark.parametrize(
+    "plugin",
+    [lambda: EWCPlugin(ewc_lambda=100.0), lambda: SynapticIntelligencePlugin(si_lambda=0.1)],
+    ids=["ewc", "si"],
+)
+def test_a_strategy_registered_from_outside_the_package(argv, tmp_path, plugin):
+    @register_strategy("test-ext")
+    def external(ctx):
+        """An Avalanche regularisation plugin that works with any loss."""
+        return Naive(**ctx.template_kwargs(plugin()))
 
     try:
-        assert main(["--strategy", "test-si", *argv]) == 0
+        assert main(["--strategy", "test-ext", *argv]) == 0
     finally:
-        unregister_strategy("test-si")
-    assert _results(tmp_path, "test-si")["schedule"] == "continual"
+        unregister_strategy("test-ext")
+    res = _results(tmp_path, "test-ext")
+    assert res["schedule"] == "continual" and len(res["mse_matrix"]) == 3
