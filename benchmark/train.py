@@ -215,10 +215,7 @@ def shared_task0(
 
 
 def _check_resume(directory: Path, cfg: RunConfig) -> None:
-    saved = directory / "config.json"
-    if not saved.is_file():
-        raise ResumeError(f"nothing to resume in {directory} (no config.json)")
-    old = json.loads(saved.read_text())
+    old = json.loads((directory / "config.json").read_text())
     new = json.loads(json.dumps(cfg.to_dict()))
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:
@@ -257,6 +254,9 @@ def run_strategy(
         steps = [(exp, t.epochs[k]) for k, exp in enumerate(bm.train_stream)]
 
     start_step, rows, elapsed = 0, _empty_rows(), 0.0
+    if resume and not (directory / "config.json").is_file():
+        log.info("train: nothing to resume in %s; starting it", directory)
+        resume = False
     resumed = _latest_checkpoint(directory, len(steps)) if resume else None
     if resume:
         _check_resume(directory, cfg)
@@ -270,6 +270,8 @@ def run_strategy(
         write_json(directory / "config.json", cfg.to_dict())
 
     started = time.perf_counter()
+    if resumed is None:
+        checkpoint.seed_everything(cfg.seed)  # the model's initial weights come from the seed
     session = Session(entry, cfg, device, directory / "logs", progress)
     try:
         if resumed is not None:
@@ -289,8 +291,6 @@ def run_strategy(
             _append(rows, row)
             start_step = 1
             _save_step(directory, 0, session, rows, elapsed + time.perf_counter() - started)
-        else:
-            checkpoint.seed_everything(cfg.seed)
 
         for k in range(start_step, len(steps)):
             experience, epochs = steps[k]

@@ -86,7 +86,9 @@ def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch):
             main(["--strategy", name, *argv])
         assert not (killed_out / name / "seed0" / "results.json").exists()
     monkeypatch.setattr(train_module, "_save_step", original)
-    assert main(["--strategy", "der,er", "--resume", *argv]) == 0
+    # finetune never started: --resume starts it rather than failing
+    assert main(["--strategy", "der,er,finetune", "--resume", *argv]) == 0
+    assert (killed_out / "finetune" / "seed0" / "results.json").is_file()
     for name in ("der", "er"):
         resumed = json.loads((killed_out / name / "seed0" / "results.json").read_text())
         for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix", "final_mse"):
