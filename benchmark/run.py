@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where models run (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
     parser.add_argument("--resume", action="store_true", help="continue each run from its last finished experience")
+    parser.add_argument(
+        "--rl",
+        action="store_true",
+        help="then evaluate the PPO agent through each trained VAE in every domain (trains or reuses the agent)",
+    )
     add_data_arguments(parser)
     add_train_arguments(parser)
     return parser
@@ -130,6 +135,25 @@ def main(argv: list[str] | None = None) -> int:
         log.info("run: %s finished in %.1f s -> %s", name, results[-1]["wall_time_s"], args.out / name)
     print(f"\nfinal MSE per test task (mean per pixel), preset {args.preset}, seed {args.seed}")
     print(format_table(results))
+    if args.rl:
+        return _closed_loop(args, names, spec.scene.resolution, device)
+    return 0
+
+
+def _closed_loop(args: argparse.Namespace, names: list[str], resolution: int, device: Any) -> int:
+    """``--rl``: the evaluation matrix of the VAEs just trained (see :mod:`benchmark.rl.matrix`)."""
+    from benchmark.rl.agent import AgentError
+    from benchmark.rl.matrix import closed_loop, find_vaes, format_matrix
+
+    trained = {f"{name}/seed{args.seed}" for name in names}
+    vaes = [p for p in find_vaes(args.out, args.preset) if "/".join(p.label.split("/")[:2]) in trained]
+    try:
+        matrix, out = closed_loop(args.out, args.preset, vaes, resolution, device, progress=not args.no_progress)
+    except AgentError as exc:
+        return fail(str(exc), 2)
+    print(f"\nagent success rate over {matrix['episodes']} episodes per cell (95% Wilson interval)")
+    print(format_matrix(matrix))
+    print(f"-> {out}")
     return 0
 
 

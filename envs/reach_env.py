@@ -89,10 +89,15 @@ class ReachEnv(gym.Env[np.ndarray, np.ndarray]):
         j, t = self._joints, self._target
         return SceneState(joints=(float(j[0]), float(j[1])), target=(float(t[0]), float(t[1]), float(t[2])))
 
-    def render_state(self, domain: str = "canonical") -> np.ndarray:
-        """Render the current state in another domain (canonical by default), e.g. for an oracle."""
+    def render_state(self, domain: str = "canonical", rng: np.random.Generator | None = None) -> np.ndarray:
+        """Render the current state in another domain (canonical by default), e.g. for an oracle.
+
+        The other domain's appearance is drawn from ``rng`` (default: a fixed generator), never
+        from the environment's own stream, so calling this does not change later episodes.
+        """
         other = get_domain(domain)
-        return self.renderer.render([self.state], other, [other.sample(self.np_random)])[0]
+        appearance = other.sample(rng if rng is not None else np.random.default_rng(0))
+        return self.renderer.render([self.state], other, [appearance])[0]
 
     def _observe(self) -> np.ndarray:
         assert self._appearance is not None

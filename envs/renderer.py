@@ -9,18 +9,48 @@ It is used both by the gymnasium environment and by the dataset generator.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
-import pybullet
 import pybullet_data
 
 from envs.domains import Appearance, Domain, SceneLook
 from envs.effects import apply_effects
+
+
+def _import_pybullet_quietly() -> ModuleType:
+    """Import pybullet without its "pybullet build time" line, which would mix into results on stdout."""
+    try:
+        libc = ctypes.CDLL(None)
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no C library or no standard streams to hide from
+        import pybullet
+
+        return pybullet
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            import pybullet
+
+            libc.fflush(None)  # the line may sit in C's stdout buffer until flushed
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+    return pybullet
+
+
+pybullet = _import_pybullet_quietly()
 
 END_LINK = 6
 """Link index whose frame is the arm's end (the flange of joint 7)."""

@@ -176,3 +176,13 @@ def test_a_strategy_registered_from_outside_the_package(argv, tmp_path, plugin):
         unregister_strategy("test-ext")
     res = _results(tmp_path, "test-ext")
     assert res["schedule"] == "continual" and len(res["mse_matrix"]) == 3
+
+
+def test_rl_flag_evaluates_the_trained_vaes(argv, tmp_path, capsys):
+    assert main(["--strategy", "der", "--rl", *argv]) == 0
+    out = capsys.readouterr().out
+    assert "agent success rate" in out
+    matrix = json.loads((tmp_path / "runs" / "rl_eval" / "smoke" / "matrix.json").read_text())
+    assert matrix["pipelines"] == ["oracle", "raw", "der/seed0"]
+    assert matrix["domains"] == ["canonical", "randomized", "noisy", "heldout"]
+    assert len(list((tmp_path / "runs" / "rl").glob("smoke-*/model.zip"))) == 1

@@ -1,0 +1,100 @@
+"""RL throughput: environment steps/s bare, through the VAE wrapper, and raw rendering; PPO steps/s.
+
+    python bench/rl.py [--steps 600 --ppo-steps 2048 --device auto]
+
+Prints, measured side by side in one run (each measurement twice, alternating, the faster kept):
+- renders/s of the bare renderer (canonical state, no environment around it);
+- steps/s of one environment (canonical domain, random actions) and the ratio to raw rendering;
+- steps/s of the same environment behind the VAE wrapper (``VAEObservation``, untrained VAE of
+  the default size) and its ratio to the bare environment;
+- PPO training steps/s (rollouts in ``--n-envs`` environments plus updates) with the quick
+  preset's hyperparameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmark.device import configure_threads, resolve_device  # noqa: E402
+from benchmark.rl.agent import build_ppo, make_vec_env  # noqa: E402
+from benchmark.rl.config import agent_config  # noqa: E402
+from benchmark.rl.pipelines import VAEObservation  # noqa: E402
+from benchmark.vae import ConvVAE  # noqa: E402
+from envs.domains import get_domain  # noqa: E402
+from envs.renderer import Renderer  # noqa: E402
+
+
+def raw_rendering(steps: int) -> float:
+    renderer, domain = Renderer(), get_domain("canonical")
+    rng = np.random.default_rng(0)
+    state, look = renderer.sample_state(rng), domain.sample(rng)
+    start = time.perf_counter()
+    for _ in range(steps):
+        renderer.render([state], domain, [look])
+    rate = steps / (time.perf_counter() - start)
+    renderer.close()
+    return rate
+
+
+def env_steps(steps: int, vae: ConvVAE | None, device: torch.device) -> float:
+    cfg = agent_config("quick")
+    venv = make_vec_env("canonical", cfg.env, 1, seed=0, processes=False)
+    if vae is not None:
+        venv = VAEObservation(venv, vae, device)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, (steps, 1, 2)).astype(np.float32)
+    start = time.perf_counter()
+    for a in actions:
+        venv.step(a)
+    rate = steps / (time.perf_counter() - start)
+    venv.close()
+    return rate
+
+
+def ppo_steps(steps: int, n_envs: int, device: torch.device) -> float:
+    cfg = replace(agent_config("quick"), n_envs=n_envs)
+    venv = make_vec_env("canonical", cfg.env, n_envs, seed=0)
+    model = build_ppo(cfg, venv, device)
+    start = time.perf_counter()
+    model.learn(steps)
+    rate = model.num_timesteps / (time.perf_counter() - start)
+    venv.close()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=600, help="steps per environment measurement")
+    parser.add_argument("--ppo-steps", type=int, default=2048, help="PPO training steps to time")
+    parser.add_argument("--n-envs", type=int, default=agent_config("quick").n_envs)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    threads = configure_threads()
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    vae = ConvVAE().to(device).eval()
+    best = {"raw": 0.0, "env": 0.0, "vae": 0.0}
+    for _ in range(2):
+        best["raw"] = max(best["raw"], raw_rendering(args.steps))
+        best["env"] = max(best["env"], env_steps(args.steps, None, device))
+        best["vae"] = max(best["vae"], env_steps(args.steps, vae, device))
+    ppo = ppo_steps(args.ppo_steps, args.n_envs, device)
+    print(f"device {device}, {threads} threads, {args.steps} steps per measurement")
+    print(f"raw rendering (canonical)        {best['raw']:8.0f} renders/s")
+    print(f"bare environment                 {best['env']:8.0f} steps/s   env / raw = {best['env'] / best['raw']:.2f}")
+    print(f"environment + VAE wrapper        {best['vae']:8.0f} steps/s   vae / env = {best['vae'] / best['env']:.2f}")
+    print(f"PPO training ({args.n_envs} envs)             {ppo:8.0f} steps/s (rollouts + updates)")
+
+
+if __name__ == "__main__":
+    main()

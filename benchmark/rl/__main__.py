@@ -1,0 +1,164 @@
+"""The RL side of the benchmark: train the canonical agent, evaluate it through a VAE, fill the matrix.
+
+    python -m benchmark.rl train                       # PPO on canonical images, cached under runs/rl/
+    python -m benchmark.rl evaluate --vae runs/der/seed0 --domain heldout --episodes 100
+    python -m benchmark.rl evaluate --pipeline oracle --domain randomized
+    python -m benchmark.rl matrix --runs runs          # oracle, raw and every VAE x every domain
+
+Without ``--agent``, the agent of ``--preset`` is reused from ``<runs>/rl/`` or trained first.
+Exit codes: 0 success, 1 failure, 2 usage error (unknown domain, missing or incompatible file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from benchmark.cli import fail, non_negative_int, positive_int, resolution, setup_logging
+from benchmark.config import DEFAULT_PRESET, PRESETS
+from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
+from benchmark.io import write_json
+from benchmark.rl.agent import AgentError, get_or_train_agent, load_agent
+from benchmark.rl.config import EVAL_EPISODES, agent_config
+from benchmark.rl.evaluate import format_success
+from benchmark.rl.matrix import DOMAINS, EVAL_SEED, Pipeline, evaluate_matrix, find_vaes, format_matrix, slug
+from benchmark.rl.pipelines import ORACLE, RAW
+from envs.domains import available_domains
+
+log = logging.getLogger("ciim.rl")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="agent size (default: %(default)s)"
+    )
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder; agents live in <runs>/rl")
+    parser.add_argument("--resolution", type=resolution, default=64, help="image side in pixels (default: 64)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where models run (default: auto)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _evaluation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", type=Path, default=None, help="a trained agent folder (default: the preset's)")
+    parser.add_argument("--episodes", type=positive_int, default=None, help="episodes per cell (default: the preset's)")
+    parser.add_argument("--seed", type=non_negative_int, default=EVAL_SEED, help="base seed of the episodes")
+    parser.add_argument("--strips", type=non_negative_int, default=2, help="episodes per cell saved as strips")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark.rl",
+        description=__doc__.split("\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train (or reuse) the PPO agent on canonical images")
+    _common(train)
+    train.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default: 0)")
+    train.add_argument("--timesteps", type=positive_int, default=None, help="override the preset's training steps")
+    train.add_argument("--n-envs", type=positive_int, default=None, help="override the preset's environments")
+
+    evaluate = sub.add_parser("evaluate", help="success rate of the agent behind one pipeline in one domain")
+    _common(evaluate)
+    _evaluation(evaluate)
+    evaluate.add_argument("--vae", type=Path, default=None, help="run folder or model.pt of a trained VAE")
+    evaluate.add_argument("--pipeline", choices=[RAW, ORACLE], default=None, help="without --vae (default: raw)")
+    evaluate.add_argument("--domain", default="canonical", help="domain the world is rendered in")
+    evaluate.add_argument("--json", type=Path, default=None, help="result file (default: <runs>/rl_eval/...)")
+
+    matrix = sub.add_parser("matrix", help="oracle, raw and every VAE under --runs, in every domain")
+    _common(matrix)
+    _evaluation(matrix)
+    matrix.add_argument("--domains", default=",".join(DOMAINS), help="comma list (default: %(default)s)")
+    matrix.add_argument("--out", type=Path, default=None, help="output folder (default: <runs>/rl_eval/<preset>)")
+    return parser
+
+
+def _check_domains(names: list[str]) -> None:
+    unknown = [n for n in names if n not in available_domains()]
+    if unknown or not names:
+        raise KeyError(f"unknown domain {', '.join(unknown) or '(none)'}; valid: {', '.join(available_domains())}")
+
+
+def _agent(args: argparse.Namespace, device: torch.device):
+    if args.agent is not None:
+        model, cfg, _ = load_agent(args.agent, device)
+        return model, cfg
+    cfg = agent_config(args.preset, args.resolution)
+    model, _, _ = get_or_train_agent(cfg, args.runs / "rl", device, not args.no_progress)
+    return model, cfg
+
+
+def _train(args: argparse.Namespace, device: torch.device) -> int:
+    cfg = agent_config(args.preset, args.resolution, args.seed, total_timesteps=args.timesteps, n_envs=args.n_envs)
+    _, directory, summary = get_or_train_agent(cfg, args.runs / "rl", device, not args.no_progress)
+    success = format_success(
+        summary["canonical_success_rate"], summary["canonical_success_ci95"], summary["canonical_episodes"]
+    )
+    trained = f"trained {summary['timesteps']} steps in {summary['train_time_s']:.0f} s"
+    print(f"agent {directory}: canonical {success}; {trained}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
+    _check_domains([args.domain])
+    if args.vae is not None and args.pipeline is not None:
+        raise ValueError("give either --vae or --pipeline, not both")
+    pipeline = Pipeline(str(args.vae), args.vae) if args.vae is not None else Pipeline(args.pipeline or RAW)
+    model, cfg = _agent(args, device)
+    episodes = args.episodes or EVAL_EPISODES[cfg.preset if cfg.preset in EVAL_EPISODES else DEFAULT_PRESET]
+    out = args.runs / "rl_eval" / "one" / f"{slug(pipeline.label)}__{args.domain}"
+    result = evaluate_matrix(
+        model, cfg, [pipeline], out, (args.domain,), episodes, args.seed, device, args.strips, not args.no_progress
+    )
+    cell = result["cells"][0]
+    payload = {**{k: result[k] for k in ("agent", "preset", "seed")}, "pipeline": pipeline.label, **cell}
+    target = args.json or out / "result.json"
+    write_json(target, payload)
+    print(
+        f"{pipeline.label} in {args.domain}: {format_success(cell['success_rate'], cell['success_ci95'], episodes)}, "
+        f"mean final distance {cell['mean_final_distance']:.3f} m, mean return {cell['mean_return']:.2f} -> {target}"
+    )
+    return 0
+
+
+def _matrix(args: argparse.Namespace, device: torch.device) -> int:
+    domains = [d.strip() for d in args.domains.split(",") if d.strip()]
+    _check_domains(domains)
+    vaes = find_vaes(args.runs, args.preset)
+    if not vaes:
+        log.warning("rl: no trained VAE of preset %s under %s; only oracle and raw rows", args.preset, args.runs)
+    model, cfg = _agent(args, device)
+    episodes = args.episodes or EVAL_EPISODES[args.preset]
+    out = args.out or args.runs / "rl_eval" / args.preset
+    pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
+    result = evaluate_matrix(
+        model, cfg, pipelines, out, tuple(domains), episodes, args.seed, device, args.strips, not args.no_progress
+    )
+    print(f"\nsuccess rate over {episodes} episodes per cell (95% Wilson interval), agent {result['agent']}")
+    print(format_matrix(result))
+    print(f"-> {out}/matrix.csv, matrix.json, strips/")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        return fail(str(exc), 2)
+    configure_threads()
+    command = {"train": _train, "evaluate": _evaluate, "matrix": _matrix}[args.command]
+    try:
+        return command(args, device)
+    except (KeyError, ValueError, FileNotFoundError, AgentError) as exc:
+        return fail(str(exc).strip("'\""), 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

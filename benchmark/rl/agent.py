@@ -1,0 +1,227 @@
+"""Training, caching and loading the PPO agent that acts on canonical images.
+
+The agent (stable-baselines3 PPO with :class:`~benchmark.rl.policy.CoordCNN`) is trained in the
+``canonical`` domain only, with ``Monitor``-wrapped vectorized environments, SB3's
+``EvalCallback``, TensorBoard logs and a tqdm progress bar. Trained agents are cached like the
+data sets: ``<root>/<config key>/`` holds ``model.zip``, ``config.json`` and ``agent.json``
+(the canonical success rate over fixed episodes and the training time). Training writes to a
+temporary sibling folder renamed into place at the end, so a killed training never leaves a
+folder that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecTransposeImage
+from tqdm.auto import tqdm
+
+from benchmark.device import available_cores
+from benchmark.io import write_json
+from benchmark.rl.config import AgentConfig
+from benchmark.rl.episodes import SeededEpisodes
+from benchmark.rl.policy import CoordCNN
+from benchmark.rl.pretrain import pretrain_encoder
+from envs.reach_env import ReachConfig, ReachEnv
+
+log = logging.getLogger("ciim.rl")
+MODEL, CONFIG, SUMMARY = "model.zip", "config.json", "agent.json"
+FINAL_EVAL_SEED = 1_000_000
+"""Base seed of the canonical episodes stored in ``agent.json`` (apart from training seeds)."""
+
+
+class AgentError(Exception):
+    """A missing or unusable agent; the message says what was expected."""
+
+
+def _worker_env(
+    domain: str, config: ReachConfig, seed: int, worker: int, workers: int, monitor: bool
+) -> Callable[[], gym.Env]:
+    def make() -> gym.Env:
+        torch.set_num_threads(1)  # noise effects run in torch; one thread per worker process
+        env: gym.Env = ReachEnv(domain, config)
+        if monitor:
+            env = Monitor(env, info_keywords=("is_success",))
+        return SeededEpisodes(env, seed, worker, workers)
+
+    return make
+
+
+def make_vec_env(
+    domain: str, config: ReachConfig, n_envs: int, seed: int, monitor: bool = False, processes: bool | None = None
+) -> VecEnv:
+    """``n_envs`` environments rendering ``domain``, episode ``k`` seeded ``seed + k`` (see :mod:`.episodes`).
+
+    They run in worker processes when there is more than one core (``processes=None``) and
+    in this process otherwise.
+    """
+    fns = [_worker_env(domain, config, seed, w, n_envs, monitor) for w in range(n_envs)]
+    if processes is None:
+        processes = n_envs > 1 and available_cores() > 1
+    if processes:
+        # fork starts in milliseconds; the workers set one torch thread before any torch work
+        return SubprocVecEnv(fns, start_method="fork" if sys.platform.startswith("linux") else "spawn")
+    return DummyVecEnv(fns)
+
+
+class TqdmCallback(BaseCallback):
+    """A tqdm bar over environment steps (SB3's own needs ``rich``, which we do not install)."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        super().__init__()
+        self.total, self.enabled = total, enabled
+        self.bar: Any = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, desc="ppo", unit="step", disable=not self.enabled, dynamic_ncols=True)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.training_env.num_envs)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def build_ppo(cfg: AgentConfig, venv: VecEnv, device: str | torch.device, tensorboard: Path | None = None) -> PPO:
+    """An untrained PPO of ``cfg`` on ``venv``."""
+    return PPO(
+        "CnnPolicy",
+        venv,
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        learning_rate=cfg.learning_rate,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range,
+        ent_coef=cfg.ent_coef,
+        policy_kwargs=dict(
+            features_extractor_class=CoordCNN,
+            features_extractor_kwargs=dict(features_dim=cfg.features_dim),
+            net_arch=dict(pi=[128], vf=[128]),
+            log_std_init=cfg.log_std_init,
+        ),
+        tensorboard_log=None if tensorboard is None else str(tensorboard),
+        seed=cfg.seed,
+        device=device,
+        verbose=0,
+    )
+
+
+def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, progress: bool = True) -> dict[str, Any]:
+    """Train an agent of ``cfg`` into ``directory`` (model, config, summary); returns the summary."""
+    from benchmark.rl.evaluate import run_episodes  # evaluation imports this module
+
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    venv = make_vec_env("canonical", cfg.env, cfg.n_envs, cfg.seed, monitor=True)
+    eval_env = VecTransposeImage(make_vec_env("canonical", cfg.env, 1, cfg.seed + 500_000, True, processes=False))
+    try:
+        model = build_ppo(cfg, venv, device, directory / "tb")
+        pretrain = []
+        if cfg.pretrain_images and cfg.pretrain_epochs:
+            pretrain = pretrain_encoder(model.policy.features_extractor, cfg, torch.device(device), progress)
+        callbacks = [
+            EvalCallback(
+                eval_env,
+                n_eval_episodes=cfg.eval_episodes,
+                eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
+                log_path=str(directory / "eval"),
+                deterministic=True,
+                verbose=0,
+            ),
+            TqdmCallback(cfg.total_timesteps, progress),
+        ]
+        model.learn(cfg.total_timesteps, callback=callbacks, tb_log_name="ppo")
+        train_time = time.perf_counter() - started
+        model.save(directory / MODEL)
+    finally:
+        venv.close()
+        eval_env.close()
+    final = make_vec_env("canonical", cfg.env, min(cfg.n_envs, available_cores()), FINAL_EVAL_SEED)
+    try:
+        result = run_episodes(model, final, cfg.final_episodes)
+    finally:
+        final.close()
+    summary = {
+        "key": cfg.key(),
+        "train_time_s": train_time,
+        "timesteps": cfg.total_timesteps,
+        "pretrain_losses": pretrain,
+        "canonical_success_rate": result.success_rate,
+        "canonical_success_ci95": list(result.success_ci),
+        "canonical_episodes": result.episodes,
+        "mean_final_distance": result.mean_final_distance,
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    write_json(directory / CONFIG, cfg.to_dict())
+    write_json(directory / SUMMARY, summary)
+    return summary
+
+
+def _complete(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in (MODEL, CONFIG, SUMMARY))
+
+
+def get_or_train_agent(
+    cfg: AgentConfig, root: Path, device: str | torch.device, progress: bool = True
+) -> tuple[PPO, Path, dict[str, Any]]:
+    """Reuse the agent of ``cfg`` cached under ``root`` or train it; returns (model, folder, summary)."""
+    directory = root / cfg.key()
+    if directory.exists() and not _complete(directory):
+        log.info("rl: %s is incomplete; training it again", directory)
+        shutil.rmtree(directory)
+    if not directory.exists():
+        log.info("rl: training the %s agent (%d steps) -> %s", cfg.preset, cfg.total_timesteps, directory)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=root))
+        try:
+            summary = train_agent(cfg, tmp, device, progress)
+            os.replace(tmp, directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        log.info(
+            "rl: trained in %.0f s; canonical success %.0f%% over %d episodes",
+            summary["train_time_s"], 100 * summary["canonical_success_rate"], summary["canonical_episodes"],
+        )  # fmt: skip
+    else:
+        log.info("rl: reusing the agent in %s", directory)
+    model, _, summary = load_agent(directory, device)
+    return model, directory, summary
+
+
+def load_agent(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[PPO, AgentConfig, dict]:
+    """Load a trained agent from its folder (or its ``model.zip``); raises :class:`AgentError` in one line."""
+    path = Path(path)
+    directory = path.parent if path.suffix == ".zip" else path
+    if not (directory / MODEL).is_file() or not (directory / CONFIG).is_file():
+        raise AgentError(f"no trained agent in {directory} (expected {MODEL} and {CONFIG})")
+    try:
+        cfg = AgentConfig.from_dict(json.loads((directory / CONFIG).read_text()))
+        summary = json.loads((directory / SUMMARY).read_text()) if (directory / SUMMARY).is_file() else {}
+        model = PPO.load(directory / MODEL, device=device)
+    except Exception as exc:  # a foreign or damaged file is a one-line error for the user
+        reason = str(exc).split("\n")[0][:120]
+        raise AgentError(f"{directory} does not hold a usable agent ({exc.__class__.__name__}: {reason})") from None
+    shape = model.observation_space.shape  # SB3 keeps image spaces channel-first
+    res = cfg.resolution
+    if shape not in ((3, res, res), (res, res, 3)):
+        raise AgentError(f"{directory}: the agent expects {cfg.resolution}x{cfg.resolution} RGB, its model has {shape}")
+    return model, cfg, summary

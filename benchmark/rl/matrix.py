@@ -1,0 +1,170 @@
+"""The sim2real evaluation matrix: observation pipelines (rows) x visual domains (columns).
+
+Rows are ``oracle`` (the canonical render of the same state), ``raw`` (the domain's image, no
+VAE) and one row per trained VAE found in a runs folder; columns are domains. Every cell plays
+the same seeded episodes (see :mod:`benchmark.rl.episodes`), so cells are comparable. The matrix
+is saved as ``matrix.json`` and ``matrix.csv`` (one row per cell), with Fig. 6-like strips of
+the first episodes of each cell under ``strips/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
+from tqdm.auto import tqdm
+
+from benchmark.device import available_cores
+from benchmark.io import atomic_path, write_json
+from benchmark.rl.agent import make_vec_env
+from benchmark.rl.config import AgentConfig
+from benchmark.rl.evaluate import run_episodes, save_strip
+from benchmark.rl.pipelines import ORACLE, RAW, OracleObservation, VAEObservation
+from benchmark.vae import ConvVAE, load_vae
+
+log = logging.getLogger("ciim.rl")
+DOMAINS: tuple[str, ...] = ("canonical", "randomized", "noisy", "heldout")
+EVAL_SEED = 2_000_000
+"""Base seed of the evaluation episodes (apart from the training and final-check seeds)."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One row of the matrix: ``oracle``, ``raw`` or a VAE file."""
+
+    label: str
+    vae: Path | None = None
+
+
+def find_vaes(runs: Path, preset: str | None = None) -> list[Pipeline]:
+    """Every trained VAE under ``runs`` (``<strategy>/seed<N>/model.pt``), of ``preset`` when given.
+
+    A single-task run contributes one row per task model (``single/seed0/task0`` is the
+    Task-0-only VAE); runs of another preset are skipped.
+    """
+    found = []
+    for config_path in sorted(runs.glob("*/seed*/config.json")):
+        run = config_path.parent
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, ValueError):
+            log.warning("rl: skipping %s (unreadable config.json)", run)
+            continue
+        if preset is not None and config.get("preset") != preset:
+            continue
+        label = f"{run.parent.name}/{run.name}"
+        tasks = sorted(run.glob("model_task*.pt"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+        if tasks:
+            found += [Pipeline(f"{label}/{p.stem.removeprefix('model_')}", p) for p in tasks]
+        elif (run / "model.pt").is_file():
+            found.append(Pipeline(label, run / "model.pt"))
+    return found
+
+
+def _wrap(venv: VecEnv, pipeline: Pipeline, vaes: dict[str, ConvVAE], device: torch.device) -> VecEnv:
+    if pipeline.label == ORACLE:
+        return OracleObservation(venv)
+    if pipeline.label == RAW:
+        return venv
+    return VAEObservation(venv, vaes[pipeline.label], device)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def evaluate_matrix(
+    model: BaseAlgorithm,
+    agent: AgentConfig,
+    pipelines: list[Pipeline],
+    out: Path,
+    domains: tuple[str, ...] = DOMAINS,
+    episodes: int = 100,
+    seed: int = EVAL_SEED,
+    device: str | torch.device = "cpu",
+    strips: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate every pipeline in every domain; write ``matrix.json``, ``matrix.csv`` and strips to ``out``."""
+    device = torch.device(device)
+    vaes = {p.label: load_vae(p.vae, device) for p in pipelines if p.vae is not None}  # fail before any work
+    workers = min(available_cores(), episodes, 8)
+    cells = []
+    bar = tqdm(total=len(domains) * len(pipelines), desc="rl eval", unit="cell", disable=not progress)
+    for domain in domains:
+        venv = make_vec_env(domain, agent.env, workers, seed)
+        try:
+            for pipeline in pipelines:
+                result = run_episodes(model, _wrap(venv, pipeline, vaes, device), episodes, record=strips)
+                cells.append({"pipeline": pipeline.label, "domain": domain, **result.summary()})
+                for eid, frames in result.frames.items():
+                    save_strip(frames, out / "strips" / f"{slug(pipeline.label)}__{domain}__ep{eid}.png")
+                bar.update()
+                log.debug("rl: %s in %s: %.2f", pipeline.label, domain, result.success_rate)
+        finally:
+            venv.close()
+    bar.close()
+    matrix = {
+        "agent": agent.key(),
+        "preset": agent.preset,
+        "episodes": episodes,
+        "seed": seed,
+        "domains": list(domains),
+        "pipelines": [p.label for p in pipelines],
+        "vae_files": {p.label: str(p.vae) for p in pipelines if p.vae is not None},
+        "cells": cells,
+    }
+    write_json(out / "matrix.json", matrix)
+    with atomic_path(out / "matrix.csv") as tmp:
+        table = pd.DataFrame(cells)
+        table[["ci_low", "ci_high"]] = pd.DataFrame(table.pop("success_ci95").tolist(), index=table.index)
+        table.to_csv(tmp, index=False)
+    return matrix
+
+
+def format_matrix(matrix: dict[str, Any]) -> str:
+    """Success rates (%, with the 95% interval) as a text table: pipelines x domains."""
+    cells = {(c["pipeline"], c["domain"]): c for c in matrix["cells"]}
+    width = max(12, *(len(p) + 2 for p in matrix["pipelines"]))
+    lines = [f"{'pipeline':<{width}}" + "".join(f"{d:>18}" for d in matrix["domains"])]
+    for p in matrix["pipelines"]:
+        row = ""
+        for d in matrix["domains"]:
+            c = cells[(p, d)]
+            low, high = c["success_ci95"]
+            text = f"{100 * c['success_rate']:.0f}% [{100 * low:.0f}-{100 * high:.0f}]"
+            row += f"{text:>18}"
+        lines.append(f"{p:<{width}}{row}")
+    return "\n".join(lines)
+
+
+def closed_loop(
+    runs: Path,
+    preset: str,
+    vaes: list[Pipeline],
+    resolution: int = 64,
+    device: str | torch.device = "cpu",
+    episodes: int | None = None,
+    progress: bool = True,
+) -> tuple[dict[str, Any], Path]:
+    """The whole sim2real check of ``preset``: train or reuse its agent under ``runs/rl``, then the
+    matrix of ``oracle``, ``raw`` and ``vaes`` in every domain, written to ``runs/rl_eval/<preset>``."""
+    from benchmark.rl.agent import get_or_train_agent
+    from benchmark.rl.config import EVAL_EPISODES, agent_config
+
+    cfg = agent_config(preset, resolution)
+    model, _, _ = get_or_train_agent(cfg, runs / "rl", device, progress)
+    out = runs / "rl_eval" / preset
+    pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
+    matrix = evaluate_matrix(
+        model, cfg, pipelines, out, episodes=episodes or EVAL_EPISODES[preset], device=device, progress=progress
+    )
+    return matrix, out

@@ -1,0 +1,217 @@
+"""The RL side on the smoke preset: agent cache, pipelines, seeded evaluation, the matrix, the CLIs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from benchmark.io import write_json
+from benchmark.rl.__main__ import main as rl_main
+from benchmark.rl.agent import AgentError, build_ppo, get_or_train_agent, load_agent, make_vec_env
+from benchmark.rl.config import AgentConfig, agent_config
+from benchmark.rl.episodes import SeededEpisodes
+from benchmark.rl.evaluate import run_episodes, wilson_interval
+from benchmark.rl.matrix import DOMAINS, Pipeline, evaluate_matrix, find_vaes
+from benchmark.rl.pipelines import ORACLE, RAW, OracleObservation, VAEObservation
+from benchmark.vae import ConvVAE, VAEConfig, save_vae
+from envs.reach_env import ReachEnv
+
+SMOKE = agent_config("smoke")
+
+
+@pytest.fixture(scope="session")
+def agent_root(tmp_path_factory):
+    """A runs folder whose rl/ holds the trained smoke agent (trained once per session)."""
+    runs = tmp_path_factory.mktemp("rlruns")
+    get_or_train_agent(SMOKE, runs / "rl", "cpu", progress=False)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def agent(agent_root):
+    model, _, _ = load_agent(agent_root / "rl" / SMOKE.key())
+    return model
+
+
+def _vae_run(runs, strategy="der", resolution=64, preset="smoke"):
+    """A run folder as benchmark.run writes it, with an untrained, seeded VAE."""
+    torch.manual_seed(0)
+    run = runs / strategy / "seed0"
+    save_vae(ConvVAE(VAEConfig(resolution=resolution)), run / "model.pt")
+    write_json(run / "config.json", {"strategy": strategy, "preset": preset, "seed": 0})
+    return run
+
+
+def test_wilson_interval_matches_hand_computation():
+    low, high = wilson_interval(90, 100)
+    assert low == pytest.approx(0.8256, abs=1e-4) and high == pytest.approx(0.9448, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_agent_config_round_trip_and_key():
+    again = AgentConfig.from_dict(json.loads(json.dumps(SMOKE.to_dict())))
+    assert again == SMOKE and again.key() == SMOKE.key()
+    assert agent_config("smoke", seed=1).key() != SMOKE.key()
+    assert agent_config("smoke", resolution=32).resolution == 32
+    with pytest.raises(KeyError, match="valid presets"):
+        agent_config("huge")
+
+
+def test_agent_is_cached_by_config(agent_root, caplog):
+    directory = agent_root / "rl" / SMOKE.key()
+    summary = json.loads((directory / "agent.json").read_text())
+    assert summary["canonical_episodes"] == SMOKE.final_episodes and 0 <= summary["canonical_success_rate"] <= 1
+    assert (directory / "tb").is_dir() and (directory / "eval" / "evaluations.npz").is_file()
+    before = (directory / "model.zip").stat().st_mtime_ns
+    caplog.set_level("INFO", logger="ciim")
+    get_or_train_agent(SMOKE, agent_root / "rl", "cpu", progress=False)
+    assert "reusing" in caplog.text and (directory / "model.zip").stat().st_mtime_ns == before
+
+
+def test_incomplete_agent_folder_is_retrained(tmp_path, agent_root):
+    root = tmp_path / "rl"
+    shutil.copytree(agent_root / "rl", root)
+    (root / SMOKE.key() / "model.zip").unlink()
+    _, directory, _ = get_or_train_agent(SMOKE, root, "cpu", progress=False)
+    assert (directory / "model.zip").is_file()
+
+
+def test_missing_or_broken_agent_is_one_line_error(tmp_path):
+    with pytest.raises(AgentError, match="no trained agent"):
+        load_agent(tmp_path)
+    (tmp_path / "model.zip").write_text("not a zip")
+    write_json(tmp_path / "config.json", SMOKE.to_dict())
+    with pytest.raises(AgentError, match="does not hold a usable agent") as info:
+        load_agent(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_same_episode_id_same_start_whatever_came_before():
+    env = SeededEpisodes(ReachEnv("noisy", SMOKE.env), base_seed=7, worker=1, workers=3)
+    first, info = env.reset()
+    assert info["episode_id"] == 1
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    second, info = env.reset()
+    assert info["episode_id"] == 4
+    env.set_schedule(7, 1, 3)
+    again, info = env.reset()
+    assert info["episode_id"] == 1 and np.array_equal(first, again)
+    assert not np.array_equal(first, second)
+
+
+def test_vae_wrapper_matches_the_agents_observation_space(tmp_path, agent):
+    run = _vae_run(tmp_path)
+    from benchmark.vae import load_vae
+
+    vae = load_vae(run)
+    venv = make_vec_env("randomized", SMOKE.env, 2, seed=3, processes=False)
+    wrapped = VAEObservation(venv, vae)
+    obs = wrapped.reset()
+    assert obs.dtype == np.uint8 and obs.shape == (2, *venv.observation_space.shape)
+    assert obs.shape[1:] == ReachEnv(config=SMOKE.env).observation_space.shape
+    raw = torch.from_numpy(wrapped.last_inputs).permute(0, 3, 1, 2).float() / 255
+    expected = (vae.reconstruct(raw) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(obs, expected)
+    actions, _ = agent.predict(obs, deterministic=True)
+    assert actions.shape == (2, 2)
+    small = ConvVAE(VAEConfig(resolution=32))
+    with pytest.raises(ValueError, match="32x32"):
+        VAEObservation(venv, small)
+
+
+def test_oracle_on_canonical_acts_like_the_bare_agent(agent):
+    bare = make_vec_env("canonical", SMOKE.env, 2, seed=11, processes=False)
+    oracle = OracleObservation(make_vec_env("canonical", SMOKE.env, 2, seed=11, processes=False))
+    plain, seen = run_episodes(agent, bare, 3, record=3), run_episodes(agent, oracle, 3, record=3)
+    assert plain.outcomes == seen.outcomes
+    for eid in range(3):
+        views = [f[1] for f in plain.frames[eid]], [f[1] for f in seen.frames[eid]]
+        assert all(np.array_equal(a, b) for a, b in zip(*views, strict=True))
+        actions = [agent.predict(np.stack(v), deterministic=True)[0] for v in views]
+        assert np.array_equal(*actions)
+
+
+def test_episodes_do_not_depend_on_worker_processes(agent):
+    inline = run_episodes(agent, make_vec_env("noisy", SMOKE.env, 2, seed=5, processes=False), 4)
+    venv = make_vec_env("noisy", SMOKE.env, 2, seed=5, processes=True)
+    try:
+        forked = run_episodes(agent, venv, 4)
+    finally:
+        venv.close()
+    assert inline.outcomes == forked.outcomes
+    assert [o.episode_id for o in inline.outcomes] == [0, 1, 2, 3]
+
+
+def test_evaluation_matrix_rows_columns_and_reproducible(tmp_path, agent):
+    runs = tmp_path / "runs"
+    _vae_run(runs, "der")
+    _vae_run(runs, "er", preset="quick")  # another preset: not a row
+    pipelines = [Pipeline(ORACLE), Pipeline(RAW), *find_vaes(runs, "smoke")]
+    assert [p.label for p in pipelines] == ["oracle", "raw", "der/seed0"]
+    first = evaluate_matrix(agent, SMOKE, pipelines, tmp_path / "a", episodes=3, strips=1, progress=False)
+    second = evaluate_matrix(agent, SMOKE, pipelines, tmp_path / "b", episodes=3, strips=1, progress=False)
+    assert first["cells"] == second["cells"]
+    assert {(c["pipeline"], c["domain"]) for c in first["cells"]} == {(p.label, d) for p in pipelines for d in DOMAINS}
+    table = (tmp_path / "a" / "matrix.csv").read_text().splitlines()
+    assert table[0].startswith("pipeline,domain") and len(table) == 1 + 3 * len(DOMAINS)
+    strips = sorted((tmp_path / "a" / "strips").glob("*.png"))
+    assert len(strips) == 3 * len(DOMAINS)
+    with Image.open(strips[0]) as image:
+        assert image.height > image.width / 16
+    canonical = {c.pop("pipeline"): c for c in first["cells"] if c["domain"] == "canonical"}
+    assert canonical["oracle"] == canonical["raw"]  # the canonical image is the oracle's view
+
+
+def test_single_task_runs_give_one_row_per_task(tmp_path):
+    run = _vae_run(tmp_path, "single")
+    for k in range(3):
+        shutil.copy(run / "model.pt", run / f"model_task{k}.pt")
+    assert [p.label for p in find_vaes(tmp_path)] == [f"single/seed0/task{k}" for k in range(3)]
+
+
+def test_cli_evaluate_writes_json(tmp_path, agent_root, capsys):
+    run = _vae_run(tmp_path / "runs")
+    target = tmp_path / "heldout.json"
+    argv = ["evaluate", "--preset", "smoke", "--runs", str(agent_root), "--vae", str(run), "--domain", "heldout"]
+    assert rl_main([*argv, "--episodes", "2", "--json", str(target), "--no-progress", "--device", "cpu"]) == 0
+    result = json.loads(target.read_text())
+    assert result["episodes"] == 2 and result["domain"] == "heldout" and len(result["success_ci95"]) == 2
+    assert "success" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--domain", "mars"], "valid: canonical"),
+        (["--vae", "nowhere"], "no VAE at"),
+        (["--agent", "nowhere"], "no trained agent"),
+        (["--vae", "SMALL"], "32x32"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, agent_root, capsys, extra, message):
+    small = tmp_path / "small.pt"
+    save_vae(ConvVAE(VAEConfig(resolution=32)), small)
+    extra = [str(small) if e == "SMALL" else e for e in extra]
+    argv = ["evaluate", "--preset", "smoke", "--runs", str(agent_root), "--episodes", "1", "--no-progress", *extra]
+    assert rl_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error:") and message in err[-1]
+
+
+def test_dummy_vec_env_is_used_without_processes():
+    venv = make_vec_env("canonical", SMOKE.env, 2, seed=0, processes=False)
+    assert isinstance(venv, DummyVecEnv) and venv.num_envs == 2
+
+
+def test_build_ppo_uses_the_coordinate_cnn():
+    venv = make_vec_env("canonical", SMOKE.env, 1, seed=0, processes=False)
+    model = build_ppo(SMOKE, venv, "cpu")
+    assert type(model.policy.features_extractor).__name__ == "CoordCNN"
