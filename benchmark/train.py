@@ -38,7 +38,7 @@ from benchmark.loggers import RunLoggers
 from benchmark.loss import LossConfig, VAELoss
 from benchmark.metrics import EVAL_KEYS, LossTermsMetric, MappingMetrics, eval_name
 from benchmark.stream import build_benchmark, joint_dataset
-from benchmark.vae import ConvVAE, VAEConfig, save_vae
+from benchmark.vae import ARCHITECTURE_VERSION, ConvVAE, VAEConfig, save_vae
 from strategies.registry import StrategyContext, StrategyEntry, get_strategy
 
 log = logging.getLogger("ciim.train")
@@ -186,6 +186,7 @@ def shared_task0(
             "data": spec_key(cfg.data),
             "seed": cfg.seed,
             "device": device.type,
+            "architecture": ARCHITECTURE_VERSION,
             "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in ("mem_size", "der_alpha", "der_beta")}
             | {"epochs": t.epochs[0]},
         }

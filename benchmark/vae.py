@@ -26,6 +26,11 @@ from benchmark.io import atomic_path
 from envs.renderer import AUX_SIZE
 
 MODEL_FORMAT = 1
+ARCHITECTURE_VERSION = 2
+"""Bumped when the same weights would compute something else (2: bounded ``logvar``); part of the
+shared Task-0 model's cache key."""
+LOGVAR_BOUND = 10.0
+"""``logvar`` is squashed softly into ``(-10, 10)``; see :meth:`ConvVAE.encode`."""
 
 
 class VAEOutput(NamedTuple):
@@ -92,9 +97,16 @@ class ConvVAE(nn.Module):
         )
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, logvar)`` of the approximate posterior of images ``x`` in ``[0, 1]``."""
+        """``(mu, logvar)`` of the approximate posterior of images ``x`` in ``[0, 1]``.
+
+        ``logvar`` is ``10 * tanh(raw / 10)``: when a new task's images arrive (fine-tuning from
+        canonical to randomized renders on quick), the first large updates swung the raw
+        ``logvar`` past 88, ``exp`` overflowed and the loss became inf within 20 iterations.
+        The soft bound keeps gradients everywhere and hardly touches trained values (-7 to -2).
+        """
         h = self.encoder(x)
-        return self.to_mu(h), self.to_logvar(h)
+        logvar = LOGVAR_BOUND * torch.tanh(self.to_logvar(h) / LOGVAR_BOUND)
+        return self.to_mu(h), logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Image in ``[0, 1]`` for latent codes ``z``."""

@@ -61,3 +61,18 @@ def test_save_load_round_trip_and_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="is not a ciim-bench VAE"):
         load_vae(tmp_path / "junk.pt")
+
+
+def test_logvar_is_bounded_so_the_kl_stays_finite():
+    """A fine-tuning step on a new domain once drove logvar past 88 and the loss to inf."""
+    from benchmark.loss import LossConfig, vae_loss
+
+    torch.manual_seed(0)
+    model = ConvVAE()
+    with torch.no_grad():
+        model.to_logvar.weight.mul_(1e4)
+    x = torch.rand(4, 3, 64, 64)
+    out = model(x)
+    assert out.logvar.abs().max() < 10.0 and out.logvar.abs().max() > 9.0
+    terms = vae_loss(out, x, torch.zeros(4, out.aux.shape[1]), LossConfig(1.0, 10.0, 0.01, 0), 0.01)
+    assert torch.isfinite(terms.total)
