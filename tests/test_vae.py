@@ -73,6 +73,6 @@ def test_logvar_is_bounded_so_the_kl_stays_finite():
         model.to_logvar.weight.mul_(1e4)
     x = torch.rand(4, 3, 64, 64)
     out = model(x)
-    assert out.logvar.abs().max() < 10.0 and out.logvar.abs().max() > 9.0
+    assert out.logvar.abs().max() <= 10.0 and out.logvar.abs().max() > 9.0  # tanh saturates to exactly 1 in fp32
     terms = vae_loss(out, x, torch.zeros(4, out.aux.shape[1]), LossConfig(1.0, 10.0, 0.01, 0), 0.01)
     assert torch.isfinite(terms.total)
