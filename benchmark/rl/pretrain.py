@@ -5,8 +5,10 @@ arm's end are. The data generator already gives labelled canonical images (the a
 vector: target position and the two joint angles), so before PPO starts, the policy's
 features extractor is trained for a few epochs to predict that vector, standardised, with a
 linear head that is then thrown away. PPO then trains everything end to end as usual. This is
-the auxiliary-task idea of Jaderberg et al. (2017, UNREAL) used as pre-training; on quick it
-cuts the PPO steps needed for 90% canonical success several-fold (see the README).
+the auxiliary-task idea of Jaderberg et al. (2017, UNREAL) used as pre-training. It reaches a
+standardised state MSE of about 0.07-0.09; it did not make PPO learn measurably faster here
+(4-8% success at 30k steps either way), because control precision, not perception, limits
+the agent on quick (see the README's agent section).
 """
 
 from __future__ import annotations

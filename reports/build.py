@@ -1,0 +1,192 @@
+"""Turn a runs folder into tables, figures, ``report.md`` and ``report.html``.
+
+One section per preset: runs of different presets are never put in one table. Within a preset,
+several seeds of a strategy are aggregated (mean ± std, with the number of seeds). Files the
+collector could not use are listed at the end of the report, one line each, and logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.io import atomic_path
+from reports import figures
+from reports.claims import check_claims
+from reports.collect import Collection, RLMatrix, RunResult, collect
+from reports.document import Document
+from reports.metrics import DEFINITIONS
+from reports.samples import reconstruction_samples
+from reports.tables import cl_metrics_table, display, final_mse_table, strategy_key, to_markdown
+
+log = logging.getLogger("ciim.reports")
+PACKAGES = ("ciim-bench", "torch", "avalanche-lib", "stable-baselines3", "pybullet", "kornia")
+
+
+class ReportError(Exception):
+    """Nothing to report on; the message says why."""
+
+
+@dataclass
+class Report:
+    """What :func:`build_report` wrote."""
+
+    markdown: Path
+    html: Path
+    files: list[Path] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    presets: list[str] = field(default_factory=list)
+
+
+def _versions() -> str:
+    found = []
+    for name in PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def _write_table(frame: pd.DataFrame, out: Path, stem: str) -> list[Path]:
+    paths = [out / f"{stem}.csv", out / f"{stem}.md"]
+    with atomic_path(paths[0]) as tmp:
+        frame.to_csv(tmp, index=False)
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text(to_markdown(display(frame)) + "\n")
+    return paths
+
+
+def _runs_table(runs: list[RunResult]) -> pd.DataFrame:
+    rows = []
+    for run in sorted(runs, key=lambda r: (strategy_key(r.strategy), r.seed)):
+        minutes = "?" if run.wall_time_s is None else f"{run.wall_time_s / 60:.1f}"
+        rows.append({"strategy": run.strategy, "seed": run.seed, "schedule": run.schedule,
+                     "device": run.device or "?", "wall time (min)": minutes, "folder": str(run.path)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _vae_section(doc: Document, runs: list[RunResult], out: Path, data_root: Path, grid: bool) -> list[Path]:
+    written: list[Path] = []
+    tasks = runs[0].tasks
+    table = final_mse_table(runs)
+    written += _write_table(table, out, "final_mse")
+    doc.heading("Final reconstruction error per task", 3)
+    doc.table(display(table), "Final MSE (mean per pixel) of each strategy on each test task; mean ± std over seeds "
+              "where there are several (`seeds`). A single-task run counts each task's own model.")  # fmt: skip
+    bars = figures.final_mse_bars(table, tasks, out / "figures", "final_mse")
+    written += bars
+    doc.figure(bars[0], "Final MSE per test task and strategy (cf. the paper's Fig. 4); error bars: std over seeds.")
+    metrics = cl_metrics_table(runs)
+    written += _write_table(metrics, out, "cl_metrics")
+    doc.heading("Continual-learning metrics", 3)
+    doc.bullets(list(DEFINITIONS.values()))
+    doc.table(display(metrics), "From each run's R[i][j] (MSE on test task j after experience i), averaged over "
+              "seeds. Single-task and joint runs have no sequence: they get the average final MSE only.")  # fmt: skip
+    if any(r.schedule == "continual" for r in runs):
+        lines = figures.mse_after_experience(runs, out / "figures", "mse_after_experience")
+        written += lines
+        doc.figure(lines[0], "MSE on each test task after each experience (mean over seeds): a rising line is "
+                   "forgetting. Joint training has no experiences and is drawn dashed at its final value.")  # fmt: skip
+    curves = figures.training_curves(runs, out / "figures", "training_curves")
+    written += curves
+    if curves:
+        doc.figure(curves[0], "Training loss (Eq. 1) per epoch of each strategy's first seed, log scale, with the "
+                   "KL weight gamma (dashed, right axis): its ramp from 0 is the KL annealing.")  # fmt: skip
+    if grid:
+        samples = reconstruction_samples(runs, data_root)
+        if samples is not None and samples.recons:
+            fig = figures.reconstruction_grid(samples.rows, samples.inputs, samples.target, samples.recons,
+                                              out / "figures", "reconstructions")  # fmt: skip
+            written += fig
+            doc.figure(fig[0], "One test scene in every task (rows): input, canonical target, and each strategy's "
+                       "reconstruction (first seed, final model; cf. the paper's Fig. 5).")  # fmt: skip
+    doc.heading("Runs", 3)
+    doc.table(_runs_table(runs))
+    return written
+
+
+def _rl_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
+    written: list[Path] = []
+    doc.heading("Closed loop: the agent through each VAE", 3)
+    doc.text(f"Agent `{matrix.agent}`, {matrix.episodes} episodes per cell, the same episode seeds in every cell. "
+             "Rows: `oracle` sees the canonical render of the same state, `raw` the domain's image, the others "
+             "each VAE's reconstruction.")  # fmt: skip
+    heat = figures.success_heatmap(matrix, out / "figures", "success_matrix")
+    written += heat
+    doc.figure(heat[0], "Success rate per observation pipeline and domain, with 95% Wilson intervals.")
+    rows = []
+    for cell in matrix.cells:
+        low, high = cell.get("success_ci95", [float("nan")] * 2)
+        rows.append({"pipeline": cell["pipeline"], "domain": cell["domain"],
+                     "success": f"{100 * cell['success_rate']:.0f}% [{100 * low:.0f}-{100 * high:.0f}]",
+                     "mean final distance (m)": f"{cell.get('mean_final_distance', float('nan')):.3f}"})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    written += [out / "success.csv"]
+    with atomic_path(written[-1]) as tmp:
+        frame.to_csv(tmp, index=False)
+    wide = frame.pivot(index="pipeline", columns="domain", values="success").reindex(
+        index=list(matrix.pipelines), columns=list(matrix.domains)).reset_index()  # fmt: skip
+    doc.table(wide, "Success rate [95% interval] per pipeline (rows) and domain (columns).")
+    for domain in matrix.domains:
+        strips = {p: path for p in matrix.pipelines
+                  if (path := matrix.path / "strips" / f"{_slug(p)}__{domain}__ep0.png").is_file()}  # fmt: skip
+        sheet = figures.strip_sheet(strips, f"domain: {domain}, episode 0", out / "figures", f"strips_{domain}")
+        written += sheet
+        if sheet:
+            doc.figure(sheet[0], f"Episode 0 in `{domain}`, per pipeline: top row of each strip, the rendered "
+                       "frames; bottom row, what the agent saw (cf. the paper's Fig. 6).")  # fmt: skip
+    return written
+
+
+def _slug(text: str) -> str:
+    from benchmark.rl.matrix import slug  # the matrix names its strip files with it
+
+    return slug(text)
+
+
+def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "data", grid: bool = True) -> Report:
+    """Collect ``runs``, write per-preset tables and figures under ``out/<preset>/`` and the two reports in ``out``."""
+    runs, out = Path(runs), Path(out)
+    if not runs.is_dir():
+        raise ReportError(f"runs folder {runs} does not exist")
+    found: Collection = collect(runs)
+    for problem in found.problems:
+        log.warning("reports: %s", problem)
+    if not found.runs and not found.rl:
+        raise ReportError(f"nothing to report under {runs}: no results.json or matrix.json")
+    doc = Document("ciim-bench report")
+    doc.text(f"Runs folder `{runs}`, written {dt.datetime.now().isoformat(timespec='minutes')}. Versions: "
+             f"{_versions()}.")  # fmt: skip
+    doc.text(f"Presets: {', '.join(found.presets)}. Each preset has its own section; runs of different presets "
+             "are never averaged together.")  # fmt: skip
+    written: list[Path] = []
+    for preset in found.presets:
+        runs_p = [r for r in found.runs if r.preset == preset]
+        matrices = sorted((m for m in found.rl if m.preset == preset), key=lambda m: str(m.path))
+        seeds = sorted({r.seed for r in runs_p})
+        doc.heading(f"Preset `{preset}`")
+        doc.text(f"{len(runs_p)} VAE run(s) of {len({r.strategy for r in runs_p})} strategies, seeds "
+                 f"{', '.join(map(str, seeds)) or '-'}; {len(matrices)} closed-loop evaluation(s).")  # fmt: skip
+        if runs_p:
+            written += _vae_section(doc, runs_p, out / preset, Path(data_root), grid)
+        for matrix in matrices:
+            written += _rl_section(doc, matrix, out / preset)
+        doc.heading("Paper claims", 3)
+        table = final_mse_table(runs_p) if runs_p else pd.DataFrame(columns=["strategy"])
+        claims = check_claims(table, matrices[-1] if matrices else None)
+        doc.bullets([f"**{c.verdict}**: {c.finding} ({c.evidence})" for c in claims])
+    if found.problems:
+        doc.heading("Files left out")
+        doc.bullets([f"`{p}`" for p in found.problems])
+    report = Report(out / "report.md", out / "report.html", written, found.problems, found.presets)
+    with atomic_path(report.markdown) as tmp:
+        tmp.write_text(doc.to_markdown(out))
+    with atomic_path(report.html) as tmp:
+        tmp.write_text(doc.to_html())
+    return report

@@ -1,0 +1,169 @@
+"""Finding and reading what runs wrote: ``results.json`` of each VAE run, ``matrix.json`` of each RL evaluation.
+
+Everything under a runs folder is read leniently: a file that is half-written, foreign or of
+an unknown shape is named in one warning line (kept in :attr:`Collection.problems`) and the
+rest is read on. Nothing here computes a figure; see :mod:`reports.metrics` and
+:mod:`reports.tables`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS, MATRIX = "results.json", "matrix.json"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One ``<strategy>/seed<N>/results.json``."""
+
+    path: Path
+    """The run folder."""
+    strategy: str
+    preset: str
+    seed: int
+    schedule: str
+    """``continual``, ``single`` or ``joint`` (how the rows of the matrices were produced)."""
+    tasks: tuple[str, ...]
+    mse: np.ndarray
+    """``R[i][j]``: mean-per-pixel MSE on test task ``j`` after experience ``i``."""
+    mse_sum: np.ndarray
+    aux_error: np.ndarray
+    wall_time_s: float | None
+    device: str | None
+
+    @property
+    def final_mse(self) -> np.ndarray:
+        """MSE of the final model on each test task; a single-task run's task-``j`` model on task ``j``."""
+        if self.schedule == "single":
+            return np.diag(self.mse).copy()
+        return self.mse[-1].copy()
+
+
+@dataclass(frozen=True)
+class RLMatrix:
+    """One ``matrix.json`` written by ``python -m benchmark.rl matrix``."""
+
+    path: Path
+    preset: str
+    agent: str
+    episodes: int
+    domains: tuple[str, ...]
+    pipelines: tuple[str, ...]
+    cells: tuple[dict[str, Any], ...]
+
+
+@dataclass
+class Collection:
+    """All that was read under one runs folder."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    rl: list[RLMatrix] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """One line per file that could not be used, saying which and why."""
+
+    @property
+    def presets(self) -> list[str]:
+        return sorted({r.preset for r in self.runs} | {m.preset for m in self.rl})
+
+
+class FormatError(ValueError):
+    """A file that is not what its name promises."""
+
+
+def _matrix(data: dict[str, Any], key: str, tasks: int) -> np.ndarray:
+    try:
+        array = np.asarray(data[key], dtype=np.float64)
+    except KeyError:
+        raise FormatError(f"no {key!r}") from None
+    except (TypeError, ValueError):
+        raise FormatError(f"{key!r} is not a matrix of numbers") from None
+    if array.ndim != 2 or array.shape[1] != tasks or array.shape[0] < 1:
+        raise FormatError(f"{key!r} has shape {array.shape}, expected (experiences, {tasks})")
+    return array
+
+
+def parse_results(path: Path, data: Any) -> RunResult:
+    """A :class:`RunResult` from the parsed ``results.json`` at ``path``; :class:`FormatError` if it is not one."""
+    if not isinstance(data, dict):
+        raise FormatError("not a JSON object")
+    missing = [k for k in ("strategy", "preset", "seed", "mse_matrix") if k not in data]
+    if missing:
+        raise FormatError(f"missing {', '.join(missing)}")
+    mse = np.asarray(data["mse_matrix"], dtype=np.float64) if isinstance(data["mse_matrix"], list) else None
+    if mse is None or mse.ndim != 2:
+        raise FormatError("'mse_matrix' is not a matrix")
+    tasks = tuple(data.get("tasks") or [f"task{j}" for j in range(mse.shape[1])])
+    if len(tasks) != mse.shape[1]:
+        raise FormatError(f"{len(tasks)} task names for {mse.shape[1]} test tasks")
+    mse = _matrix(data, "mse_matrix", len(tasks))
+    schedule = str(data.get("schedule", "continual"))
+    if schedule in ("continual", "single") and mse.shape[0] != len(tasks):
+        raise FormatError(f"a {schedule} run needs {len(tasks)} rows in 'mse_matrix', got {mse.shape[0]}")
+    nan = np.full_like(mse, np.nan)
+    return RunResult(
+        path=path.parent,
+        strategy=str(data["strategy"]),
+        preset=str(data["preset"]),
+        seed=int(data["seed"]),
+        schedule=schedule,
+        tasks=tasks,
+        mse=mse,
+        mse_sum=_matrix(data, "mse_sum_matrix", len(tasks)) if "mse_sum_matrix" in data else nan,
+        aux_error=_matrix(data, "aux_error_matrix", len(tasks)) if "aux_error_matrix" in data else nan,
+        wall_time_s=float(data["wall_time_s"]) if data.get("wall_time_s") is not None else None,
+        device=data.get("device"),
+    )
+
+
+def parse_matrix(path: Path, data: Any) -> RLMatrix:
+    """An :class:`RLMatrix` from the parsed ``matrix.json`` at ``path``; :class:`FormatError` if it is not one."""
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        raise FormatError("no list of 'cells'")
+    cells = []
+    for cell in data["cells"]:
+        if not isinstance(cell, dict) or not {"pipeline", "domain", "success_rate"} <= cell.keys():
+            raise FormatError("a cell without pipeline, domain and success_rate")
+        cells.append(cell)
+    return RLMatrix(
+        path=path.parent,
+        preset=str(data.get("preset", "unknown")),
+        agent=str(data.get("agent", "")),
+        episodes=int(data.get("episodes", 0)),
+        domains=tuple(data.get("domains") or dict.fromkeys(c["domain"] for c in cells)),
+        pipelines=tuple(data.get("pipelines") or dict.fromkeys(c["pipeline"] for c in cells)),
+        cells=tuple(cells),
+    )
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise FormatError(f"unreadable ({exc.strerror or exc})") from None
+    except ValueError:
+        raise FormatError("not valid JSON (half-written?)") from None
+
+
+def collect(runs: str | Path) -> Collection:
+    """Every ``results.json`` and ``matrix.json`` below ``runs``; hidden folders (work in progress) are skipped."""
+    root = Path(runs)
+    found = Collection()
+    for path in sorted(root.rglob("*.json")):
+        relative = path.relative_to(root)
+        if path.name not in (RESULTS, MATRIX) or any(part.startswith(".") for part in relative.parts):
+            continue
+        try:
+            data = _read(path)
+            if path.name == RESULTS:
+                found.runs.append(parse_results(path, data))
+            else:
+                found.rl.append(parse_matrix(path, data))
+        except (FormatError, TypeError, ValueError) as exc:
+            found.problems.append(f"{path}: skipped, {exc}")
+    return found

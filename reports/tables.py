@@ -1,0 +1,118 @@
+"""The report's tables as pandas DataFrames: final MSE per task (Fig. 4), CL metrics, closed-loop success.
+
+Every table has a ``preset`` column and is only ever aggregated within one preset, so runs of
+different sizes never share a mean. Over seeds, cells hold the mean and the standard deviation
+(``ddof=1``; 0 with one seed), and ``seeds`` says how many runs each row averages.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.collect import RLMatrix, RunResult
+from reports.metrics import backward_transfer, forgetting, zero_shot_error
+
+STRATEGY_ORDER = ("single", "finetune", "joint", "er", "der")
+"""Built-in strategies first, in the paper's order; others follow alphabetically."""
+
+
+def strategy_key(name: str) -> tuple[int, str]:
+    """Sort key putting :data:`STRATEGY_ORDER` first."""
+    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
+
+
+def task_columns(tasks: tuple[str, ...]) -> list[str]:
+    """Column names of the test tasks: ``task 0 (canonical)``..."""
+    return [f"task {j} ({name})" for j, name in enumerate(tasks)]
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    order = sorted(frame["strategy"].unique(), key=strategy_key)
+    frame = frame.assign(_order=frame["strategy"].map({s: i for i, s in enumerate(order)}))
+    return frame.sort_values(["preset", "_order"]).drop(columns="_order").reset_index(drop=True)
+
+
+def _aggregate(per_run: pd.DataFrame, values: list[str]) -> pd.DataFrame:
+    """Mean and std (columns ``<value>`` and ``<value> std``) per preset and strategy, with ``seeds``."""
+    groups = per_run.groupby(["preset", "strategy"], sort=False)
+    mean = groups[values].mean()
+    std = groups[values].std(ddof=1).fillna(0.0).add_suffix(" std")
+    seeds = groups["seed"].nunique().rename("seeds")
+    table = pd.concat([seeds, mean, std], axis=1).reset_index()
+    return _sorted(table)
+
+
+def final_mse_table(runs: list[RunResult]) -> pd.DataFrame:
+    """Strategy x test task final MSE (mean per pixel), mean and std over seeds, per preset."""
+    rows = []
+    for run in runs:
+        final = run.final_mse
+        rows.append({
+            "preset": run.preset, "strategy": run.strategy, "seed": run.seed,
+            **dict(zip(task_columns(run.tasks), final, strict=True)), "mean": float(final.mean()),
+        })  # fmt: skip
+    if not rows:
+        return pd.DataFrame(columns=["preset", "strategy", "seeds"])
+    per_run = pd.DataFrame(rows)
+    values = [c for c in per_run.columns if c not in ("preset", "strategy", "seed")]
+    return _aggregate(per_run, values)
+
+
+def cl_metrics_table(runs: list[RunResult]) -> pd.DataFrame:
+    """Average final MSE, per-task forgetting, BWT and zero-shot error of each continual strategy, per preset.
+
+    Single-task and joint runs have no sequence of experiences, so they get the average final
+    MSE only (their other cells are NaN).
+    """
+    rows = []
+    for run in runs:
+        row = {"preset": run.preset, "strategy": run.strategy, "seed": run.seed,
+               "avg final MSE": float(run.final_mse.mean())}  # fmt: skip
+        if run.schedule == "continual" and run.mse.shape[0] == run.mse.shape[1] > 1:
+            row.update({f"forgetting task {j}": f for j, f in enumerate(forgetting(run.mse))})
+            row["BWT"] = backward_transfer(run.mse)
+            row["zero-shot MSE"] = zero_shot_error(run.mse)
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["preset", "strategy", "seeds"])
+    per_run = pd.DataFrame(rows)
+    values = [c for c in per_run.columns if c not in ("preset", "strategy", "seed")]
+    return _aggregate(per_run, values)
+
+
+def success_table(matrix: RLMatrix) -> pd.DataFrame:
+    """Pipeline x domain success rate with its 95% interval, in the matrix's own order."""
+    frame = pd.DataFrame(list(matrix.cells))
+    frame["preset"] = matrix.preset
+    return frame
+
+
+def format_cell(mean: float, std: float, seeds: int, digits: int = 5) -> str:
+    """``0.00132`` for one seed, ``0.00132 ± 0.00004`` for several; ``n/a`` for NaN."""
+    if mean is None or np.isnan(mean):
+        return "n/a"
+    if seeds > 1:
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f}"
+
+
+def display(table: pd.DataFrame, digits: int = 5) -> pd.DataFrame:
+    """The table with each value and its std merged into one readable string column."""
+    values = [c for c in table.columns if c not in ("preset", "strategy", "seeds") and not c.endswith(" std")]
+    out = table[["preset", "strategy", "seeds"]].copy()
+    for column in values:
+        out[column] = [
+            format_cell(m, s, n, digits)
+            for m, s, n in zip(table[column], table[f"{column} std"], table["seeds"], strict=True)
+        ]
+    return out
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pandas' own needs the ``tabulate`` package)."""
+    header = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)

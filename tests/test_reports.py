@@ -1,0 +1,179 @@
+"""``python -m reports`` on small synthetic run folders with known numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from reports.__main__ import main
+from reports.build import build_report
+from reports.claims import FAILS, HOLDS, UNKNOWN, check_claims
+from reports.collect import collect
+from reports.metrics import avg_final_mse, backward_transfer, cl_metrics, forgetting, zero_shot_error
+from reports.tables import cl_metrics_table, final_mse_table
+
+TASKS = ["canonical", "randomized", "noisy"]
+
+
+def write_run(root, strategy, r, seed=0, preset="quick", schedule="continual", wall=60.0):
+    run = root / strategy / f"seed{seed}"
+    (run / "logs").mkdir(parents=True)
+    r = np.asarray(r, dtype=float)
+    final = np.diag(r) if schedule == "single" else r[-1]
+    results = {
+        "strategy": strategy, "preset": preset, "seed": seed, "schedule": schedule, "tasks": TASKS,
+        "device": "cpu", "wall_time_s": wall, "mse_matrix": r.tolist(), "mse_sum_matrix": (r * 12288).tolist(),
+        "aux_error_matrix": (r * 10).tolist(), "final_mse": final.tolist(),
+    }  # fmt: skip
+    (run / "results.json").write_text(json.dumps(results))
+    steps = np.arange(1, 31) * 10
+    rows = [("train/loss", s, 100.0 / (1 + k)) for k, s in enumerate(steps)]
+    rows += [("train/gamma", s, min(1.0, s / 100) * 0.01) for s in steps]
+    pd.DataFrame(rows, columns=["name", "step", "value"]).to_csv(run / "logs" / "metrics.csv", index=False)
+    return run
+
+
+def write_matrix(root, preset="quick", pipelines=("oracle", "raw", "single/seed0/task0", "er/seed0", "der/seed0")):
+    domains = ["canonical", "randomized", "noisy", "heldout"]
+    out = root / "rl_eval" / preset
+    (out / "strips").mkdir(parents=True)
+    cells = []
+    for i, p in enumerate(pipelines):
+        for j, d in enumerate(domains):
+            rate = round(0.1 * ((i + j) % 10), 2)
+            cells.append({"pipeline": p, "domain": d, "episodes": 10, "success_rate": rate,
+                          "success_ci95": [max(0.0, rate - 0.2), min(1.0, rate + 0.2)],
+                          "mean_final_distance": 0.1, "mean_return": -5.0, "mean_length": 50.0})  # fmt: skip
+            name = p.replace("/", "-")
+            Image.fromarray(np.full((66, 264, 3), 40 * i, np.uint8)).save(out / "strips" / f"{name}__{d}__ep0.png")
+    matrix = {"agent": "quick-r64-s0-abc", "preset": preset, "episodes": 10, "seed": 0, "domains": domains,
+              "pipelines": list(pipelines), "cells": cells}  # fmt: skip
+    (out / "matrix.json").write_text(json.dumps(matrix))
+    return matrix
+
+
+R = [[1.0, 5.0, 9.0], [2.0, 3.0, 8.0], [4.0, 6.0, 7.0]]
+
+
+def test_metrics_on_a_hand_computed_case():
+    assert forgetting(R).tolist() == [3.0, 3.0]  # 4 - min(1, 2); 6 - 3
+    assert backward_transfer(R) == -3.0  # mean(1 - 4, 3 - 6)
+    assert zero_shot_error(R) == 6.5  # mean(R[0][1], R[1][2])
+    assert avg_final_mse(R) == pytest.approx(17 / 3)
+    assert cl_metrics([[2.0]])["bwt"] != cl_metrics([[2.0]])["bwt"]  # NaN with one task
+    with pytest.raises(ValueError, match="square"):
+        forgetting([[1.0, 2.0]])
+
+
+def test_tables_have_the_runs_numbers(tmp_path):
+    write_run(tmp_path, "finetune", R)
+    write_run(tmp_path, "single", [[1.0, 9.0, 9.0], [9.0, 2.0, 9.0], [9.0, 9.0, 3.0]], schedule="single")
+    write_run(tmp_path, "joint", [[5.0, 6.0, 7.0]], schedule="joint")
+    runs = collect(tmp_path).runs
+    table = final_mse_table(runs).set_index("strategy")
+    assert list(table.index) == ["single", "finetune", "joint"]  # the paper's order
+    assert table.loc["finetune", ["task 0 (canonical)", "task 1 (randomized)", "task 2 (noisy)"]].tolist() == [4, 6, 7]
+    assert table.loc["single", "task 1 (randomized)"] == 2.0  # the task's own model
+    assert table.loc["joint", "mean"] == 6.0
+    metrics = cl_metrics_table(runs).set_index("strategy")
+    assert metrics.loc["finetune", "forgetting task 0"] == 3.0 and metrics.loc["finetune", "BWT"] == -3.0
+    assert metrics.loc["finetune", "zero-shot MSE"] == 6.5
+    assert np.isnan(metrics.loc["joint", "BWT"]) and metrics.loc["joint", "avg final MSE"] == 6.0
+
+
+def test_several_seeds_are_averaged_with_their_count(tmp_path):
+    write_run(tmp_path, "er", R, seed=0)
+    write_run(tmp_path, "er", np.asarray(R) + 2, seed=1)
+    row = final_mse_table(collect(tmp_path).runs).iloc[0]
+    assert row["seeds"] == 2
+    assert row["task 0 (canonical)"] == 5.0  # mean(4, 6)
+    assert row["task 0 (canonical) std"] == pytest.approx(np.std([4, 6], ddof=1))
+    report = build_report(tmp_path, tmp_path / "out", grid=False)
+    assert "5.00000 ± 1.41421" in report.markdown.read_text()
+
+
+def test_presets_are_never_mixed(tmp_path):
+    write_run(tmp_path / "a", "er", R, preset="quick")
+    write_run(tmp_path / "b", "er", np.asarray(R) * 10, preset="smoke")
+    report = build_report(tmp_path, tmp_path / "out", grid=False)
+    assert report.presets == ["quick", "smoke"]
+    quick = pd.read_csv(tmp_path / "out" / "quick" / "final_mse.csv")
+    smoke = pd.read_csv(tmp_path / "out" / "smoke" / "final_mse.csv")
+    assert quick["task 0 (canonical)"].tolist() == [4.0] and smoke["task 0 (canonical)"].tolist() == [40.0]
+    text = report.markdown.read_text()
+    assert "## Preset `quick`" in text and "## Preset `smoke`" in text
+
+
+def test_broken_and_foreign_files_are_reported_and_skipped(tmp_path, capsys):
+    write_run(tmp_path, "er", R)
+    broken = tmp_path / "der" / "seed0"
+    broken.mkdir(parents=True)
+    (broken / "results.json").write_text('{"strategy": "der", "mse_mat')  # half-written
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "results.json").write_text('["not", "a", "run"]')
+    (tmp_path / ".tmp-run").mkdir()
+    (tmp_path / ".tmp-run" / "results.json").write_text("{")  # work in progress: not even looked at
+    assert main(["--runs", str(tmp_path), "--out", str(tmp_path / "out"), "--no-grid"]) == 0
+    captured = capsys.readouterr()
+    assert "2 file(s) left out" in captured.out
+    warnings = [line for line in captured.err.splitlines() if "skipped" in line]
+    assert len(warnings) == 2 and "half-written" in warnings[0] + warnings[1]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Files left out" in text and "| quick | er | 1 |" in text
+
+
+def test_an_empty_runs_folder_is_an_error(tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    assert main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 1
+    assert "nothing to report" in capsys.readouterr().err
+    assert main(["--runs", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_every_promised_file_is_written_and_opens(tmp_path):
+    write_run(tmp_path, "single", [[1.0, 9.0, 9.0], [9.0, 2.0, 9.0], [9.0, 9.0, 3.0]], schedule="single")
+    for name, shift in (("finetune", 0.0), ("er", -0.5), ("der", -0.2)):
+        write_run(tmp_path, name, np.asarray(R) + shift)
+    write_matrix(tmp_path)
+    report = build_report(tmp_path, tmp_path / "out", grid=False)
+    figures = tmp_path / "out" / "quick" / "figures"
+    stems = ["final_mse", "mse_after_experience", "training_curves", "success_matrix",
+             *(f"strips_{d}" for d in ("canonical", "randomized", "noisy", "heldout"))]  # fmt: skip
+    for stem in stems:
+        with Image.open(figures / f"{stem}.png") as image:
+            assert image.size[0] > 100 and image.size[1] > 100
+        assert (figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+    for table in ("final_mse.csv", "final_mse.md", "cl_metrics.csv", "cl_metrics.md", "success.csv"):
+        assert (tmp_path / "out" / "quick" / table).is_file()
+    markdown = report.markdown.read_text()
+    for link in [line.split("](")[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]:
+        assert (tmp_path / "out" / link).is_file()
+    html = report.html.read_text()
+    assert html.count("data:image/png;base64,") == len(stems) and "<table" in html
+    assert "torch" in markdown and "wall time" in markdown  # versions and times for the reader
+
+
+def _table(values):
+    return pd.DataFrame([{"strategy": s, **{f"task {j} (t{j})": v for j, v in enumerate(vs)}}
+                         for s, vs in values.items()])  # fmt: skip
+
+
+def test_paper_claims_are_checked_with_numbers(tmp_path):
+    paper_like = _table({"single": [1.0, 2.0, 3.0], "finetune": [1.5, 5.0, 2.5], "er": [1.45, 3.0, 2.4],
+                         "der": [1.5, 3.1, 2.0]})  # fmt: skip
+    write_matrix(tmp_path)
+    matrix = collect(tmp_path).rl[0]
+    verdicts = [c.verdict for c in check_claims(paper_like, matrix)]
+    assert verdicts[:3] == [HOLDS, HOLDS, HOLDS]
+    # er (row 3) and der (row 4) have higher synthetic rates than single/task0 (row 2) off canonical
+    assert verdicts[3] == HOLDS
+    reversed_ = _table({"single": [3.0, 4.0, 3.0], "finetune": [1.0, 2.0, 2.5], "er": [2.0, 3.0, 2.4],
+                        "der": [1.5, 3.1, 2.6]})  # fmt: skip
+    claims = check_claims(reversed_, None)
+    assert [c.verdict for c in claims] == [FAILS, FAILS, FAILS, UNKNOWN]
+    assert "DER 2.60000, best er 2.40000" in claims[2].evidence
+    assert check_claims(_table({"er": [1.0, 1.0, 1.0]}), None)[1].verdict == UNKNOWN
