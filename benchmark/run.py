@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="then evaluate the PPO agent through each trained VAE in every domain (trains or reuses the agent)",
     )
+    parser.add_argument(
+        "--report",
+        nargs="?",
+        const=Path("reports/out"),
+        type=Path,
+        metavar="DIR",
+        help="at the end, write the report of every run under --out to DIR (default: reports/out)",
+    )
     add_data_arguments(parser)
     add_train_arguments(parser)
     return parser
@@ -135,8 +143,21 @@ def main(argv: list[str] | None = None) -> int:
         log.info("run: %s finished in %.1f s -> %s", name, results[-1]["wall_time_s"], args.out / name)
     print(f"\nfinal MSE per test task (mean per pixel), preset {args.preset}, seed {args.seed}")
     print(format_table(results))
-    if args.rl:
-        return _closed_loop(args, names, spec.scene.resolution, device)
+    code = _closed_loop(args, names, spec.scene.resolution, device) if args.rl else 0
+    if code == 0 and args.report is not None:
+        code = _report(args)
+    return code
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``--report``: tables, figures and the report of everything under ``--out`` (see :mod:`reports`)."""
+    from reports.build import ReportError, build_report
+
+    try:
+        report = build_report(args.out, args.report, args.data_dir)
+    except ReportError as exc:
+        return fail(str(exc))
+    print(f"\nreport: {report.markdown} and {report.html}")
     return 0
 
 

@@ -179,9 +179,15 @@ def test_a_strategy_registered_from_outside_the_package(argv, tmp_path, plugin):
 
 
 def test_rl_flag_evaluates_the_trained_vaes(argv, tmp_path, capsys):
-    assert main(["--strategy", "der", "--rl", *argv]) == 0
+    report = tmp_path / "report"
+    assert main(["--strategy", "der", "--rl", "--report", str(report), *argv]) == 0
     out = capsys.readouterr().out
-    assert "agent success rate" in out
+    assert "agent success rate" in out and f"report: {report / 'report.md'}" in out
+    # the report of that run: its table, the reconstruction grid from the real data, the closed loop
+    text = (report / "report.md").read_text()
+    assert "## Preset `smoke`" in text and "| smoke | der | 1 |" in text
+    for stem in ("reconstructions", "success_matrix", "strips_heldout"):
+        assert (report / "smoke" / "figures" / f"{stem}.png").is_file()
     matrix = json.loads((tmp_path / "runs" / "rl_eval" / "smoke" / "matrix.json").read_text())
     assert matrix["pipelines"] == ["oracle", "raw", "der/seed0"]
     assert matrix["domains"] == ["canonical", "randomized", "noisy", "heldout"]
