@@ -100,11 +100,9 @@ def translate(
     def flush() -> None:
         nonlocal model_time, done
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            x = torch.from_numpy(np.stack(batch)).to(device).permute(0, 3, 1, 2).float() / 255
-            recon = (vae.reconstruct(x) * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+        recon = vae.map_images(np.stack(batch))
         model_time += time.perf_counter() - t0
-        for name, image, rec in zip(names, batch, recon.numpy(), strict=True):
+        for name, image, rec in zip(names, batch, recon, strict=True):
             with atomic_path(out / "recon" / f"{name}.png") as tmp:
                 Image.fromarray(rec).save(tmp, format="PNG")
             if len(pairs) < sheet:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -125,6 +126,17 @@ class ConvVAE(nn.Module):
         """Deterministic mapping to the canonical image: ``decode(mu)``."""
         mu, _ = self.encode(x)
         return self.decode(mu)
+
+    @torch.inference_mode()
+    def map_images(self, images: np.ndarray) -> np.ndarray:
+        """:meth:`reconstruct` for uint8 ``(N, H, W, 3)`` images, as uint8 ``(N, H, W, 3)``, on the model's device.
+
+        The one conversion shared by the RL observation wrapper, ``translate`` and the reports.
+        """
+        device = next(self.parameters()).device
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 255
+        recon = self.reconstruct(x)
+        return (recon * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def save_vae(model: ConvVAE, path: str | os.PathLike[str], extra: dict[str, Any] | None = None) -> None:

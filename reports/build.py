@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.io import atomic_path
+from benchmark.rl.matrix import strip_name
 from reports import figures
 from reports.claims import check_claims
 from reports.collect import Collection, RLMatrix, RunResult, collect
@@ -135,19 +136,13 @@ def _rl_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
     doc.table(wide, "Success rate [95% interval] per pipeline (rows) and domain (columns).")
     for domain in matrix.domains:
         strips = {p: path for p in matrix.pipelines
-                  if (path := matrix.path / "strips" / f"{_slug(p)}__{domain}__ep0.png").is_file()}  # fmt: skip
+                  if (path := matrix.path / "strips" / strip_name(p, domain, 0)).is_file()}  # fmt: skip
         sheet = figures.strip_sheet(strips, f"domain: {domain}, episode 0", out / "figures", f"strips_{domain}")
         written += sheet
         if sheet:
             doc.figure(sheet[0], f"Episode 0 in `{domain}`, per pipeline: top row of each strip, the rendered "
                        "frames; bottom row, what the agent saw (cf. the paper's Fig. 6).")  # fmt: skip
     return written
-
-
-def _slug(text: str) -> str:
-    from benchmark.rl.matrix import slug  # the matrix names its strip files with it
-
-    return slug(text)
 
 
 def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "data", grid: bool = True) -> Report:

@@ -95,13 +95,11 @@ def parse_results(path: Path, data: Any) -> RunResult:
     missing = [k for k in ("strategy", "preset", "seed", "mse_matrix") if k not in data]
     if missing:
         raise FormatError(f"missing {', '.join(missing)}")
-    mse = np.asarray(data["mse_matrix"], dtype=np.float64) if isinstance(data["mse_matrix"], list) else None
-    if mse is None or mse.ndim != 2:
+    first_row = data["mse_matrix"][0] if isinstance(data["mse_matrix"], list) and data["mse_matrix"] else None
+    if not isinstance(first_row, list):
         raise FormatError("'mse_matrix' is not a matrix")
-    tasks = tuple(data.get("tasks") or [f"task{j}" for j in range(mse.shape[1])])
-    if len(tasks) != mse.shape[1]:
-        raise FormatError(f"{len(tasks)} task names for {mse.shape[1]} test tasks")
-    mse = _matrix(data, "mse_matrix", len(tasks))
+    tasks = tuple(data.get("tasks") or [f"task{j}" for j in range(len(first_row))])
+    mse = _matrix(data, "mse_matrix", len(tasks))  # also checks that there is a column per task name
     schedule = str(data.get("schedule", "continual"))
     if schedule in ("continual", "single") and mse.shape[0] != len(tasks):
         raise FormatError(f"a {schedule} run needs {len(tasks)} rows in 'mse_matrix', got {mse.shape[0]}")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmark.cache import get_or_generate
 from benchmark.config import DataSpec
@@ -41,14 +40,6 @@ def _model_file(run: RunResult, task: int) -> Path:
     return per_task if run.schedule == "single" and per_task.is_file() else run.path / "model.pt"
 
 
-def _reconstruct(path: Path, images: np.ndarray) -> np.ndarray:
-    vae = load_vae(path)
-    with torch.inference_mode():
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-        y = vae.reconstruct(x).clamp(0, 1)
-    return (y.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-
-
 def reconstruction_samples(runs: list[RunResult], data_root: Path, index: int = 0) -> Samples | None:
     """Test sample ``index`` of every task and its reconstruction by each strategy; None (logged) if impossible."""
     firsts: dict[str, RunResult] = {}
@@ -68,9 +59,9 @@ def reconstruction_samples(runs: list[RunResult], data_root: Path, index: int = 
     recons = {}
     for name, run in firsts.items():
         try:
-            recons[name] = np.concatenate(
-                [_reconstruct(_model_file(run, j), inputs[j : j + 1]) for j in range(len(spec.tasks))]
-            )
+            files = [_model_file(run, j) for j in range(len(spec.tasks))]
+            models = {path: load_vae(path) for path in set(files)}  # one file serves every row but for single
+            recons[name] = np.concatenate([models[path].map_images(inputs[j : j + 1]) for j, path in enumerate(files)])
         except (OSError, ValueError) as exc:
             log.warning("reports: %s left out of the reconstruction grid (%s)", name, exc)
     rows = [f"Task {j}: {name}" for j, name in enumerate(spec.tasks)]

@@ -33,8 +33,13 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["preset", "_order"]).drop(columns="_order").reset_index(drop=True)
 
 
-def _aggregate(per_run: pd.DataFrame, values: list[str]) -> pd.DataFrame:
-    """Mean and std (columns ``<value>`` and ``<value> std``) per preset and strategy, with ``seeds``."""
+def _aggregate(rows: list[dict]) -> pd.DataFrame:
+    """Mean and std (columns ``<value>`` and ``<value> std``) of per-run ``rows`` per preset and strategy,
+    with ``seeds``; every key but ``preset``, ``strategy`` and ``seed`` is a value."""
+    if not rows:
+        return pd.DataFrame(columns=["preset", "strategy", "seeds"])
+    per_run = pd.DataFrame(rows)
+    values = [c for c in per_run.columns if c not in ("preset", "strategy", "seed")]
     groups = per_run.groupby(["preset", "strategy"], sort=False)
     mean = groups[values].mean()
     std = groups[values].std(ddof=1).fillna(0.0).add_suffix(" std")
@@ -52,11 +57,7 @@ def final_mse_table(runs: list[RunResult]) -> pd.DataFrame:
             "preset": run.preset, "strategy": run.strategy, "seed": run.seed,
             **dict(zip(task_columns(run.tasks), final, strict=True)), "mean": float(final.mean()),
         })  # fmt: skip
-    if not rows:
-        return pd.DataFrame(columns=["preset", "strategy", "seeds"])
-    per_run = pd.DataFrame(rows)
-    values = [c for c in per_run.columns if c not in ("preset", "strategy", "seed")]
-    return _aggregate(per_run, values)
+    return _aggregate(rows)
 
 
 def cl_metrics_table(runs: list[RunResult]) -> pd.DataFrame:
@@ -74,11 +75,7 @@ def cl_metrics_table(runs: list[RunResult]) -> pd.DataFrame:
             row["BWT"] = backward_transfer(run.mse)
             row["zero-shot MSE"] = zero_shot_error(run.mse)
         rows.append(row)
-    if not rows:
-        return pd.DataFrame(columns=["preset", "strategy", "seeds"])
-    per_run = pd.DataFrame(rows)
-    values = [c for c in per_run.columns if c not in ("preset", "strategy", "seed")]
-    return _aggregate(per_run, values)
+    return _aggregate(rows)
 
 
 def success_table(matrix: RLMatrix) -> pd.DataFrame:

@@ -30,7 +30,8 @@ class AgentConfig:
     Part of the key because it changes the rollouts, so the same config gives the same agent anywhere."""
     seed: int = 0
     env: ReachConfig = field(default_factory=lambda: ReachConfig(max_steps=100))
-    """The reaching task. Episodes are cut at 100 steps: every target is reachable in about 50."""
+    """The reaching task. Episodes are cut at 100 steps: a controller that knows the joint angles
+    needs at most 53 (13.5 on average)."""
     n_steps: int = 256
     """Rollout length per environment between updates."""
     batch_size: int = 64

@@ -81,6 +81,11 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
+def strip_name(pipeline: str, domain: str, episode: int) -> str:
+    """File name, under ``strips/``, of the strip of one episode of one cell (read back by the reports)."""
+    return f"{slug(pipeline)}__{domain}__ep{episode}.png"
+
+
 def evaluate_matrix(
     model: BaseAlgorithm,
     agent: AgentConfig,
@@ -106,7 +111,7 @@ def evaluate_matrix(
                 result = run_episodes(model, _wrap(venv, pipeline, vaes, device), episodes, record=strips)
                 cells.append({"pipeline": pipeline.label, "domain": domain, **result.summary()})
                 for eid, frames in result.frames.items():
-                    save_strip(frames, out / "strips" / f"{slug(pipeline.label)}__{domain}__ep{eid}.png")
+                    save_strip(frames, out / "strips" / strip_name(pipeline.label, domain, eid))
                 bar.update()
                 log.debug("rl: %s in %s: %.2f", pipeline.label, domain, result.success_rate)
         finally:

@@ -75,8 +75,5 @@ class VAEObservation(PipelineWrapper):
         self.device = torch.device(device)
         self.vae = vae.to(self.device).eval()
 
-    @torch.inference_mode()
     def transform(self, obs: np.ndarray) -> np.ndarray:
-        images = torch.from_numpy(np.ascontiguousarray(obs)).to(self.device).permute(0, 3, 1, 2).float() / 255
-        recon = self.vae.reconstruct(images)
-        return (recon * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        return self.vae.map_images(obs)
