@@ -157,6 +157,8 @@ def _report(args: argparse.Namespace) -> int:
         report = build_report(args.out, args.report, args.data_dir)
     except ReportError as exc:
         return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot write the report to {args.report}: {exc.strerror or exc}")
     print(f"\nreport: {report.markdown} and {report.html}")
     return 0
 

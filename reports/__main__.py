@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         report = build_report(args.runs, args.out, args.data_dir, grid=not args.no_grid)
     except ReportError as exc:
         return fail(str(exc))
+    except OSError as exc:
+        return fail(f"cannot write the report to {args.out}: {exc.strerror or exc}")
     print(f"report of preset(s) {', '.join(report.presets)}: {report.markdown} and {report.html}")
     if report.problems:
         print(f"{len(report.problems)} file(s) left out, listed in the report")

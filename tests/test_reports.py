@@ -134,6 +134,14 @@ def test_an_empty_runs_folder_is_an_error(tmp_path, capsys):
     assert not (tmp_path / "out" / "report.md").exists()
 
 
+def test_an_unwritable_output_is_one_line(tmp_path, capsys):
+    write_run(tmp_path / "runs", "er", R)
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "file" / "out"), "--no-grid"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot write the report to")
+
+
 def test_every_promised_file_is_written_and_opens(tmp_path):
     write_run(tmp_path, "single", [[1.0, 9.0, 9.0], [9.0, 2.0, 9.0], [9.0, 9.0, 3.0]], schedule="single")
     for name, shift in (("finetune", 0.0), ("er", -0.5), ("der", -0.2)):
