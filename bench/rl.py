@@ -8,7 +8,10 @@ Prints, measured side by side in one run (each measurement twice, alternating, t
 - steps/s of the same environment behind the VAE wrapper (``VAEObservation``, untrained VAE of
   the default size) and its ratio to the bare environment;
 - PPO training steps/s (rollouts in ``--n-envs`` environments plus updates) with the quick
-  preset's hyperparameters.
+  preset's hyperparameters;
+- the default agent training's two halves: teacher-labelled frames collected per second
+  (``--n-envs`` environments, the policy driving as in a DAgger round) and behaviour-cloning
+  images per second (one epoch over those frames).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch  # noqa: E402
 from benchmark.device import configure_threads, resolve_device  # noqa: E402
 from benchmark.rl.agent import build_ppo, make_vec_env  # noqa: E402
 from benchmark.rl.config import agent_config  # noqa: E402
+from benchmark.rl.imitation import ImitationTrainer  # noqa: E402
 from benchmark.rl.pipelines import VAEObservation  # noqa: E402
 from benchmark.vae import ConvVAE  # noqa: E402
 from envs.domains import get_domain  # noqa: E402
@@ -72,6 +76,20 @@ def ppo_steps(steps: int, n_envs: int, device: torch.device) -> float:
     return rate
 
 
+def imitation_rates(frames: int, n_envs: int, device: torch.device) -> tuple[float, float]:
+    cfg = replace(agent_config("quick"), n_envs=n_envs)
+    venv = make_vec_env("canonical", cfg.env, n_envs, seed=0)
+    trainer = ImitationTrainer(build_ppo(cfg, venv, device), venv, cfg, progress=False)
+    start = time.perf_counter()
+    trainer.collect(frames, learner=True, noise=cfg.dagger_noise)
+    collect = trainer.frames / (time.perf_counter() - start)
+    start = time.perf_counter()
+    trainer.fit(1)
+    fit = trainer.frames / (time.perf_counter() - start)
+    venv.close()
+    return collect, fit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=600, help="steps per environment measurement")
@@ -89,11 +107,14 @@ def main() -> None:
         best["env"] = max(best["env"], env_steps(args.steps, None, device))
         best["vae"] = max(best["vae"], env_steps(args.steps, vae, device))
     ppo = ppo_steps(args.ppo_steps, args.n_envs, device)
+    collect, fit = imitation_rates(args.ppo_steps, args.n_envs, device)
     print(f"device {device}, {threads} threads, {args.steps} steps per measurement")
     print(f"raw rendering (canonical)        {best['raw']:8.0f} renders/s")
     print(f"bare environment                 {best['env']:8.0f} steps/s   env / raw = {best['env'] / best['raw']:.2f}")
     print(f"environment + VAE wrapper        {best['vae']:8.0f} steps/s   vae / env = {best['vae'] / best['env']:.2f}")
     print(f"PPO training ({args.n_envs} envs)             {ppo:8.0f} steps/s (rollouts + updates)")
+    print(f"DAgger collection ({args.n_envs} envs)        {collect:8.0f} frames/s (policy drives, teacher labels)")
+    print(f"behaviour cloning                {fit:8.0f} images/s (one epoch over those frames)")
 
 
 if __name__ == "__main__":

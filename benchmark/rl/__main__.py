@@ -1,6 +1,6 @@
 """The RL side of the benchmark: train the canonical agent, evaluate it through a VAE, fill the matrix.
 
-    python -m benchmark.rl train                       # PPO on canonical images, cached under runs/rl/
+    python -m benchmark.rl train                       # the agent on canonical images, cached under runs/rl/
     python -m benchmark.rl evaluate --vae runs/der/seed0 --domain heldout --episodes 100
     python -m benchmark.rl evaluate --pipeline oracle --domain randomized
     python -m benchmark.rl matrix --runs runs          # oracle, raw and every VAE x every domain
@@ -23,7 +23,7 @@ from benchmark.config import DEFAULT_PRESET, PRESETS
 from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
 from benchmark.io import write_json
 from benchmark.rl.agent import AgentError, get_or_train_agent, load_agent
-from benchmark.rl.config import EVAL_EPISODES, agent_config
+from benchmark.rl.config import EVAL_EPISODES, METHODS, agent_config
 from benchmark.rl.evaluate import format_success
 from benchmark.rl.matrix import DOMAINS, EVAL_SEED, Pipeline, evaluate_matrix, find_vaes, format_matrix, slug
 from benchmark.rl.pipelines import ORACLE, RAW
@@ -56,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train (or reuse) the PPO agent on canonical images")
+    train = sub.add_parser("train", help="train (or reuse) the agent on canonical images")
     _common(train)
     train.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default: 0)")
-    train.add_argument("--timesteps", type=positive_int, default=None, help="override the preset's training steps")
+    train.add_argument("--method", choices=METHODS, default=None, help="teacher imitation or PPO (default: dagger)")
+    train.add_argument("--timesteps", type=non_negative_int, default=None, help="PPO steps (after dagger imitation)")
     train.add_argument("--n-envs", type=positive_int, default=None, help="override the preset's environments")
 
     evaluate = sub.add_parser("evaluate", help="success rate of the agent behind one pipeline in one domain")
@@ -94,12 +95,16 @@ def _agent(args: argparse.Namespace, device: torch.device):
 
 
 def _train(args: argparse.Namespace, device: torch.device) -> int:
-    cfg = agent_config(args.preset, args.resolution, args.seed, total_timesteps=args.timesteps, n_envs=args.n_envs)
+    cfg = agent_config(
+        args.preset, args.resolution, args.seed, method=args.method, total_timesteps=args.timesteps, n_envs=args.n_envs
+    )
     _, directory, summary = get_or_train_agent(cfg, args.runs / "rl", device, not args.no_progress)
     success = format_success(
         summary["canonical_success_rate"], summary["canonical_success_ci95"], summary["canonical_episodes"]
     )
-    trained = f"trained {summary['timesteps']} steps in {summary['train_time_s']:.0f} s"
+    parts = [f"{len(summary['imitation'])} imitation rounds"] if summary.get("imitation") else []
+    parts += [f"{summary['timesteps']} PPO steps"] if summary["timesteps"] else []
+    trained = f"trained ({' + '.join(parts)}) in {summary['train_time_s']:.0f} s"
     print(f"agent {directory}: canonical {success}; {trained}")
     return 0
 

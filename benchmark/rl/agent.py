@@ -1,8 +1,9 @@
-"""Training, caching and loading the PPO agent that acts on canonical images.
+"""Training, caching and loading the agent that acts on canonical images.
 
-The agent (stable-baselines3 PPO with :class:`~benchmark.rl.policy.CoordCNN`) is trained in the
-``canonical`` domain only, with ``Monitor``-wrapped vectorized environments, SB3's
-``EvalCallback``, TensorBoard logs and a tqdm progress bar. Trained agents are cached like the
+The agent (a stable-baselines3 PPO model with :class:`~benchmark.rl.policy.CoordCNN`) is trained
+in the ``canonical`` domain only, with ``Monitor``-wrapped vectorized environments, TensorBoard
+logs and tqdm progress bars: by imitation of a scripted teacher (:mod:`benchmark.rl.imitation`)
+and/or by PPO with SB3's ``EvalCallback``. Trained agents are cached like the
 data sets: ``<root>/<config key>/`` holds ``model.zip``, ``config.json`` and ``agent.json``
 (the canonical success rate over fixed episodes and the training time). Training writes to a
 temporary sibling folder renamed into place at the end, so a killed training never leaves a
@@ -26,6 +27,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
+from stable_baselines3.common.logger import configure as configure_logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecTransposeImage
 from tqdm.auto import tqdm
@@ -34,6 +36,7 @@ from benchmark.device import available_cores
 from benchmark.io import write_json
 from benchmark.rl.config import AgentConfig
 from benchmark.rl.episodes import SeededEpisodes
+from benchmark.rl.imitation import ImitationTrainer
 from benchmark.rl.policy import CoordCNN
 from benchmark.rl.pretrain import pretrain_encoder
 from envs.reach_env import ReachConfig, ReachEnv
@@ -123,6 +126,42 @@ def build_ppo(cfg: AgentConfig, venv: VecEnv, device: str | torch.device, tensor
     )
 
 
+def imitate(model: PPO, cfg: AgentConfig, eval_env: VecEnv, progress: bool = True) -> list[dict[str, Any]]:
+    """Behaviour cloning, then ``cfg.dagger_rounds`` DAgger rounds; returns one record per round.
+
+    After each round the policy plays ``cfg.eval_episodes`` canonical episodes; loss and success
+    rate go to the log, to TensorBoard (``imitation/*``) and to the returned records.
+    """
+    from benchmark.rl.evaluate import run_episodes  # evaluation imports this module
+
+    venv = make_vec_env("canonical", cfg.env, cfg.n_envs, cfg.seed + 250_000)
+    trainer = ImitationTrainer(model, venv, cfg, progress)
+    records: list[dict[str, Any]] = []
+    try:
+        with tqdm(total=cfg.dagger_rounds + 1, desc="imitation", unit="round", disable=not progress) as bar:
+            for round_ in range(cfg.dagger_rounds + 1):
+                if round_ == 0:
+                    trainer.collect(cfg.teacher_frames, learner=False, noise=cfg.teacher_noise)
+                else:
+                    trainer.collect(cfg.dagger_frames, learner=True, noise=cfg.dagger_noise)
+                epochs = cfg.bc_epochs if round_ == 0 else cfg.dagger_epochs
+                losses = trainer.fit(epochs)
+                result = run_episodes(model, eval_env, cfg.eval_episodes)
+                record = {"round": round_, "frames": trainer.frames, "loss": losses[-1],
+                          "success_rate": result.success_rate}  # fmt: skip
+                records.append(record)
+                for key in ("loss", "success_rate", "frames"):
+                    model.logger.record(f"imitation/{key}", record[key])
+                model.logger.dump(step=trainer.frames)
+                log.info("rl: imitation round %d, %d frames, action MSE %.4f, success %.0f%% over %d episodes",
+                         round_, trainer.frames, losses[-1], 100 * result.success_rate, cfg.eval_episodes)  # fmt: skip
+                bar.update(1)
+                bar.set_postfix(mse=f"{losses[-1]:.4f}", success=f"{result.success_rate:.0%}")
+    finally:
+        venv.close()
+    return records
+
+
 def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, progress: bool = True) -> dict[str, Any]:
     """Train an agent of ``cfg`` into ``directory`` (model, config, summary); returns the summary."""
     from benchmark.rl.evaluate import run_episodes  # evaluation imports this module
@@ -133,21 +172,14 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
     eval_env = VecTransposeImage(make_vec_env("canonical", cfg.env, 1, cfg.seed + 500_000, True, processes=False))
     try:
         model = build_ppo(cfg, venv, device, directory / "tb")
-        pretrain = []
-        if cfg.pretrain_images and cfg.pretrain_epochs:
+        model.set_logger(configure_logger(str(directory / "tb" / cfg.method), ["tensorboard", "csv"]))
+        pretrain, imitation = [], []
+        if cfg.method == "dagger":
+            imitation = imitate(model, cfg, eval_env, progress)
+        elif cfg.pretrain_images and cfg.pretrain_epochs:
             pretrain = pretrain_encoder(model.policy.features_extractor, cfg, torch.device(device), progress)
-        callbacks = [
-            EvalCallback(
-                eval_env,
-                n_eval_episodes=cfg.eval_episodes,
-                eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
-                log_path=str(directory / "eval"),
-                deterministic=True,
-                verbose=0,
-            ),
-            TqdmCallback(cfg.total_timesteps, progress),
-        ]
-        model.learn(cfg.total_timesteps, callback=callbacks, tb_log_name="ppo")
+        if cfg.total_timesteps:
+            _learn_ppo(model, cfg, eval_env, directory, progress)
         train_time = time.perf_counter() - started
         model.save(directory / MODEL)
     finally:
@@ -160,9 +192,11 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
         final.close()
     summary = {
         "key": cfg.key(),
+        "method": cfg.method,
         "train_time_s": train_time,
         "timesteps": cfg.total_timesteps,
         "pretrain_losses": pretrain,
+        "imitation": imitation,
         "canonical_success_rate": result.success_rate,
         "canonical_success_ci95": list(result.success_ci),
         "canonical_episodes": result.episodes,
@@ -173,6 +207,21 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
     write_json(directory / CONFIG, cfg.to_dict())
     write_json(directory / SUMMARY, summary)
     return summary
+
+
+def _learn_ppo(model: PPO, cfg: AgentConfig, eval_env: VecEnv, directory: Path, progress: bool) -> None:
+    callbacks = [
+        EvalCallback(
+            eval_env,
+            n_eval_episodes=cfg.eval_episodes,
+            eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
+            log_path=str(directory / "eval"),
+            deterministic=True,
+            verbose=0,
+        ),
+        TqdmCallback(cfg.total_timesteps, progress),
+    ]
+    model.learn(cfg.total_timesteps, callback=callbacks, tb_log_name="ppo")
 
 
 def _complete(directory: Path) -> bool:
@@ -188,7 +237,7 @@ def get_or_train_agent(
         log.info("rl: %s is incomplete; training it again", directory)
         shutil.rmtree(directory)
     if not directory.exists():
-        log.info("rl: training the %s agent (%d steps) -> %s", cfg.preset, cfg.total_timesteps, directory)
+        log.info("rl: training the %s agent (%s) -> %s", cfg.preset, cfg.method, directory)
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=root))
         try:

@@ -1,8 +1,17 @@
-"""Typed configuration of the RL agent: PPO hyperparameters, the task it learns, and presets.
+"""Typed configuration of the RL agent: how it is trained, the task it learns, and presets.
 
 An :class:`AgentConfig` holds everything that determines a trained agent, so its hash is the
 agent's cache key (see :mod:`benchmark.rl.agent`). The agent always learns in the
 ``canonical`` domain; the domains it is evaluated in come later, through the VAE.
+
+The agent's task differs from the data sets' scenes in one respect: its shoulder joint stays
+on one side (0 to 100 degrees instead of -100 to 100). Seen from above, the arm poses
+``(q0, q1)`` and ``(q0 +/- pi, -q1)`` are the same line from the base to the same end point;
+only a few pixels of link texture tell them apart, yet the joint-1 command that moves the end
+towards the target has opposite signs in the two. With both signs allowed the image does not
+determine the right action: imitation from images stalled at 55% success over 100 episodes,
+and with one side the same training reached 96%. Every end position is still reachable, and
+the VAEs, trained on both signs, see a subset of their training poses.
 """
 
 from __future__ import annotations
@@ -16,22 +25,51 @@ from typing import Any
 from envs.reach_env import ReachConfig
 from envs.renderer import SceneConfig
 
+METHODS = ("dagger", "ppo")
+"""Ways to train the agent: imitation of the scripted teacher (then optional PPO), or PPO alone."""
+AGENT_SCENE = SceneConfig(joint1_limits_deg=(0.0, 100.0))
+"""The agent's scene: the data sets' scene with the shoulder on one side (see the module docstring)."""
+
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """PPO on 64x64 canonical images (Schulman et al. 2017, as in stable-baselines3)."""
+    """A stable-baselines3 PPO image policy on 64x64 canonical images, trained by ``method``.
+
+    ``dagger``: behaviour cloning and DAgger from a privileged scripted teacher
+    (:mod:`benchmark.rl.imitation`), then ``total_timesteps`` of PPO (none by default).
+    ``ppo``: PPO (Schulman et al. 2017) alone for ``total_timesteps``, after a supervised warm
+    start of the CNN (:mod:`benchmark.rl.pretrain`).
+    """
 
     preset: str = "quick"
     """Name of the preset this config came from (kept with the agent, part of its key)."""
-    total_timesteps: int = 200_000
-    """Environment steps of training, over all environments."""
+    method: str = "dagger"
+    """``dagger`` or ``ppo``; see the class docstring."""
+    total_timesteps: int = 0
+    """Environment steps of PPO, over all environments (after imitation for ``dagger``)."""
     n_envs: int = 4
     """Environments stepped together; each runs in its own process where there is more than one core.
     Part of the key because it changes the rollouts, so the same config gives the same agent anywhere."""
     seed: int = 0
-    env: ReachConfig = field(default_factory=lambda: ReachConfig(max_steps=100))
-    """The reaching task. Episodes are cut at 100 steps: a controller that knows the joint angles
+    env: ReachConfig = field(default_factory=lambda: ReachConfig(scene=AGENT_SCENE, max_steps=100))
+    """The reaching task, shoulder on one side. Episodes are cut at 100 steps: the scripted teacher
     needs at most 53 (13.5 on average)."""
+    teacher_frames: int = 20_000
+    """``dagger``: frames driven by the teacher (with ``teacher_noise``) for behaviour cloning."""
+    teacher_noise: float = 0.3
+    """Standard deviation of the Gaussian noise added to the teacher's actions while it drives (DART)."""
+    dagger_rounds: int = 4
+    """Rounds in which the policy drives and the teacher labels what it visits."""
+    dagger_frames: int = 8_000
+    """Frames added per DAgger round."""
+    dagger_noise: float = 0.1
+    """Noise added to the policy's actions while it drives in a DAgger round."""
+    bc_epochs: int = 15
+    """Epochs over the teacher's frames before the first DAgger round."""
+    dagger_epochs: int = 5
+    """Epochs over all frames after each DAgger round."""
+    bc_lr: float = 1e-3
+    bc_batch_size: int = 128
     n_steps: int = 256
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -60,15 +98,22 @@ class AgentConfig:
     """Episodes of the canonical evaluation stored with the trained agent."""
 
     def __post_init__(self) -> None:
-        if self.pretrain_images < 0 or self.pretrain_epochs < 0:
-            raise ValueError("pretrain_images and pretrain_epochs must not be negative")
-        for name in ("total_timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "eval_freq"):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown training method {self.method!r}; valid: {', '.join(METHODS)}")
+        if self.method == "ppo" and self.total_timesteps < 1:
+            raise ValueError("method ppo needs total_timesteps of at least 1")
+        for name in ("pretrain_images", "pretrain_epochs", "total_timesteps", "dagger_rounds", "dagger_frames"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("n_envs", "n_steps", "batch_size", "n_epochs", "eval_freq", "bc_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 < self.gamma <= 1 or not 0 < self.gae_lambda <= 1:
             raise ValueError("gamma and gae_lambda must be in (0, 1]")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.learning_rate <= 0 or self.bc_lr <= 0:
+            raise ValueError("learning_rate and bc_lr must be positive")
+        if self.method == "dagger" and (self.teacher_frames < 1 or self.bc_epochs < 1):
+            raise ValueError("method dagger needs teacher_frames and bc_epochs of at least 1")
 
     @property
     def resolution(self) -> int:
@@ -93,13 +138,16 @@ class AgentConfig:
 
 
 AGENT_PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": dict(total_timesteps=256, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, eval_freq=128,
-                  eval_episodes=2, final_episodes=4, env=ReachConfig(max_steps=20), pretrain_images=64,
-                  pretrain_epochs=1),
+    "smoke": dict(total_timesteps=128, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, eval_freq=128,
+                  eval_episodes=2, final_episodes=4, env=ReachConfig(scene=AGENT_SCENE, max_steps=20),
+                  pretrain_images=64, pretrain_epochs=1, teacher_frames=64, dagger_rounds=1, dagger_frames=32,
+                  bc_epochs=1, dagger_epochs=1),
     "quick": {},
-    "paper": dict(total_timesteps=1_000_000),
+    "paper": dict(dagger_rounds=8, dagger_frames=16_000, teacher_frames=40_000),
 }  # fmt: skip
 """Overrides of :class:`AgentConfig`'s defaults per benchmark preset."""
+PPO_TIMESTEPS: dict[str, int] = {"smoke": 256, "quick": 200_000, "paper": 1_000_000}
+"""PPO steps per preset when ``method`` is ``ppo`` and no step count is given."""
 
 EVAL_EPISODES: dict[str, int] = {"smoke": 4, "quick": 100, "paper": 100}
 """Episodes per cell of the evaluation matrix, per preset."""
@@ -111,6 +159,8 @@ def agent_config(preset: str, resolution: int = 64, seed: int = 0, **overrides: 
         raise KeyError(f"unknown preset {preset!r}; valid presets: {', '.join(AGENT_PRESETS)}")
     values: dict[str, Any] = {"preset": preset, "seed": seed, **AGENT_PRESETS[preset]}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.get("method") == "ppo" and overrides.get("total_timesteps") is None:
+        values["total_timesteps"] = PPO_TIMESTEPS[preset]
     env: ReachConfig = values.get("env", AgentConfig().env)
     values["env"] = dataclasses.replace(env, scene=dataclasses.replace(env.scene, resolution=resolution))
     return AgentConfig(**values)

@@ -1,4 +1,4 @@
-"""Supervised warm start of the agent's CNN: regress the scene state from canonical images.
+"""Supervised warm start of the agent's CNN for ``method="ppo"``: regress the scene state from canonical images.
 
 PPO from pixels spends most of its early steps learning to *see* where the target and the
 arm's end are. The data generator already gives labelled canonical images (the auxiliary
@@ -7,8 +7,8 @@ features extractor is trained for a few epochs to predict that vector, standardi
 linear head that is then thrown away. PPO then trains everything end to end as usual. This is
 the auxiliary-task idea of Jaderberg et al. (2017, UNREAL) used as pre-training. It reaches a
 standardised state MSE of about 0.07-0.09; it did not make PPO learn measurably faster here
-(4-8% success at 30k steps either way), because control precision, not perception, limits
-the agent on quick (see the README's agent section).
+(4-8% success at 30k steps either way). The default agent is trained by imitation instead
+(:mod:`benchmark.rl.imitation`; the README's agent section says why).
 """
 
 from __future__ import annotations
