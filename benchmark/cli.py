@@ -9,6 +9,7 @@ from pathlib import Path
 
 from benchmark.cache import get_or_generate
 from benchmark.config import DEFAULT_PRESET, PRESETS, DataSpec, get_preset
+from benchmark.fastpath import PRECISIONS
 from benchmark.generate import StreamData
 
 
@@ -38,6 +39,16 @@ def resolution(text: str) -> int:
     if value % 16 or not 16 <= value <= 512:
         raise argparse.ArgumentTypeError(f"resolution must be a multiple of 16 between 16 and 512, got {value}")
     return value
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, shared by every command that runs a VAE (see :mod:`benchmark.fastpath`)."""
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="the VAE's arithmetic: bf16 autocast where the hardware has it (auto), or forced (default: auto)",
+    )
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

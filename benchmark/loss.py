@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import torch
 from avalanche.core import SupervisedPlugin
 
+from benchmark.fastpath import to_float_images
 from benchmark.vae import VAEOutput
 
 
@@ -62,7 +63,7 @@ def kl_weight(config: LossConfig, iteration: int) -> float:
 def vae_loss(output: VAEOutput, target: torch.Tensor, aux: torch.Tensor, config: LossConfig, gamma: float) -> LossTerms:
     """Eq. 1 for one batch, computed in fp32."""
     n = target.shape[0]
-    recon = (output.recon.float() - target.float()).pow(2).sum() / n
+    recon = (output.recon.float() - to_float_images(target)).pow(2).sum() / n
     aux_term = (output.aux.float() - aux.float()).pow(2).sum() / n
     mu, logvar = output.mu.float(), output.logvar.float()
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / n

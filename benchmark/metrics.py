@@ -19,6 +19,7 @@ import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
+from benchmark.fastpath import to_float_images
 from benchmark.loss import VAELoss
 
 EVAL_KEYS = ("mse", "mse_sum", "aux_error")
@@ -56,7 +57,7 @@ class MappingMetrics(PluginMetric[dict[str, float]]):
     @torch.no_grad()
     def after_eval_iteration(self, strategy: Any) -> None:
         recon = strategy.mb_output.recon.float()
-        target = strategy.mb_y.float()
+        target = to_float_images(strategy.mb_y)
         self._sse += float((recon - target).pow(2).sum())
         self._pixels += target.numel()
         self._images += target.shape[0]

@@ -18,9 +18,18 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from benchmark.cli import add_data_arguments, data_spec_from_args, fail, load_data, non_negative_int, setup_logging
+from benchmark.cli import (
+    add_data_arguments,
+    add_precision_argument,
+    data_spec_from_args,
+    fail,
+    load_data,
+    non_negative_int,
+    setup_logging,
+)
 from benchmark.config import TrainConfig, get_preset
 from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
+from benchmark.fastpath import resolve_fast_path
 from benchmark.train import ResumeError, RunConfig, TrainingDiverged, run_strategy
 from strategies import available_strategies
 
@@ -79,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="at the end, write the report of every run under --out to DIR (default: reports/out)",
     )
+    add_precision_argument(parser)
+    parser.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NHWC weights and inputs (default: with bf16, where it measured faster)",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the VAE (default: off; README, Speed)")
     add_data_arguments(parser)
     add_train_arguments(parser)
     return parser
@@ -116,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         names = parse_strategies(args.strategy)
         device = resolve_device(args.device)
+        fast = resolve_fast_path(args.precision, device, args.channels_last, args.compile)
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
         train_cfg = get_preset(args.preset).train_config(**overrides)
         spec = data_spec_from_args(args)
@@ -129,9 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return fail(f"cannot prepare the data: {exc}")
     log.info("run: %s on %s (%d threads), data %s", ", ".join(names), device, threads, directory)
+    log.info(
+        "run: precision %s (%s), channels_last %s, compile %s",
+        fast.precision,
+        fast.reason,
+        fast.channels_last,
+        fast.compile,
+    )
     results = []
     for name in names:
-        cfg = RunConfig(name, args.preset, args.seed, str(device), spec, train_cfg)
+        cfg = RunConfig(name, args.preset, args.seed, str(device), spec, train_cfg, fast)
         try:
             results.append(run_strategy(cfg, data, args.out, resume=args.resume, progress=not args.no_progress))
         except TrainingDiverged as exc:
@@ -171,7 +196,9 @@ def _closed_loop(args: argparse.Namespace, names: list[str], resolution: int, de
     trained = {f"{name}/seed{args.seed}" for name in names}
     vaes = [p for p in find_vaes(args.out, args.preset) if "/".join(p.label.split("/")[:2]) in trained]
     try:
-        matrix, out = closed_loop(args.out, args.preset, vaes, resolution, device, progress=not args.no_progress)
+        matrix, out = closed_loop(
+            args.out, args.preset, vaes, resolution, device, progress=not args.no_progress, precision=args.precision
+        )
     except AgentError as exc:
         return fail(str(exc), 2)
     print(f"\nagent success rate over {matrix['episodes']} episodes per cell (95% Wilson interval)")

@@ -2,11 +2,12 @@
 
 Built with Avalanche's own API (``benchmark_from_datasets`` then ``with_task_labels``). Each
 experience's dataset is an ``AvalancheDataset`` whose samples are
-``(input, canonical_target, aux, task_label)``: the images as float tensors ``(3, H, W)`` in
-``[0, 1]``, ``aux`` a float vector (target x, y, z, joint 0, joint 1). Avalanche's
-supervised templates read ``mbatch[0]`` as the input, ``mbatch[1]`` as the target and
-``mbatch[-1]`` as the task label, so the canonical target travels where a class label would,
-and the auxiliary vector is ``mbatch[2]``.
+``(input, canonical_target, aux, task_label)``: the images as uint8 tensors ``(3, H, W)``
+(turned into float in ``[0, 1]`` a whole minibatch at a time, on the device, by
+:class:`benchmark.fastpath.FloatBatches` or by the model itself), ``aux`` a float vector
+(target x, y, z, joint 0, joint 1). Avalanche's supervised templates read ``mbatch[0]`` as
+the input, ``mbatch[1]`` as the target and ``mbatch[-1]`` as the task label, so the canonical
+target travels where a class label would, and the auxiliary vector is ``mbatch[2]``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from benchmark.generate import StreamData
 class ImageMappingDataset(Dataset):
     """``(input, target, aux)`` samples over uint8 image arrays ``(N, H, W, 3)``.
 
-    The images stay uint8 in memory (4x smaller than float) and are converted per sample.
+    The images stay uint8 in memory and in the samples (4x smaller than float to hold, collate
+    and copy); nothing is converted per sample.
     """
 
     def __init__(self, inputs: np.ndarray, targets: np.ndarray, aux: np.ndarray) -> None:
@@ -40,11 +42,7 @@ class ImageMappingDataset(Dataset):
         return len(self.inputs)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (
-            self.inputs[index].float().div_(255.0),
-            self.targets[index].float().div_(255.0),
-            self.aux[index],
-        )
+        return self.inputs[index], self.targets[index], self.aux[index]
 
 
 def task_dataset(inputs: np.ndarray, targets: np.ndarray, aux: np.ndarray, task_label: int) -> AvalancheDataset:

@@ -32,6 +32,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from benchmark import checkpoint
 from benchmark.cache import spec_key
 from benchmark.config import DataSpec, TrainConfig
+from benchmark.fastpath import FastPath, FloatBatches, apply_fast_path
 from benchmark.generate import StreamData
 from benchmark.io import write_json
 from benchmark.loggers import RunLoggers
@@ -75,12 +76,18 @@ class RunConfig:
     device: str
     data: DataSpec
     train: TrainConfig
+    fast: FastPath = FastPath()
+    """Precision, memory format and compilation of the VAE (see :mod:`benchmark.fastpath`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["data"] = self.data.to_dict()
         out["data_key"] = spec_key(self.data)
         return out
+
+
+RESUME_IGNORES = {("fast", "reason")}
+"""Fields of ``config.json`` that may differ on resume: the wording of why a precision was chosen."""
 
 
 def run_dir(out: Path, strategy: str, seed: int) -> Path:
@@ -98,7 +105,8 @@ class Session:
         t = cfg.train
         self.cfg = cfg
         self.device = device
-        self.model = ConvVAE(VAEConfig(resolution=cfg.data.scene.resolution, latent_size=t.latent_size)).to(device)
+        model = ConvVAE(VAEConfig(resolution=cfg.data.scene.resolution, latent_size=t.latent_size)).to(device)
+        self.model = apply_fast_path(model, cfg.fast)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
         self.criterion = VAELoss(LossConfig(t.alpha, t.beta, t.gamma, t.kl_anneal_iterations))
         self.loggers = RunLoggers(log_dir, progress)
@@ -108,9 +116,8 @@ class Session:
             loss_metrics(epoch=True, experience=True),
             loggers=self.loggers.all,
         )
-        ctx = StrategyContext(
-            self.model, self.optimizer, self.criterion, self.evaluator, device, t, cfg.seed, plugins=[NaNGuard()]
-        )
+        plugins: list[SupervisedPlugin] = [FloatBatches(), NaNGuard()]  # FloatBatches first: see its docstring
+        ctx = StrategyContext(self.model, self.optimizer, self.criterion, self.evaluator, device, t, cfg.seed, plugins)
         self.strategy = entry.build(ctx)
 
     def plugins_with(self, attribute: str) -> list[Any]:
@@ -123,7 +130,8 @@ class Session:
     def evaluate(self, test_stream: Any, num_tasks: int) -> dict[str, list[float]]:
         """One row of each results matrix: every metric on every test experience."""
         self.evaluator.reset_last_metrics()
-        metrics = self.strategy.eval(test_stream)
+        with torch.inference_mode():
+            metrics = self.strategy.eval(test_stream)
         return {key: [float(metrics[eval_name(j, key)]) for j in range(num_tasks)] for key in EVAL_KEYS}
 
     def reset_model(self, seed: int) -> None:
@@ -187,6 +195,7 @@ def shared_task0(
             "seed": cfg.seed,
             "device": device.type,
             "architecture": ARCHITECTURE_VERSION,
+            "fast": {k: v for k, v in dataclasses.asdict(cfg.fast).items() if k != "reason"},
             "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in ("mem_size", "der_alpha", "der_beta")}
             | {"epochs": t.epochs[0]},
         }
@@ -218,6 +227,9 @@ def shared_task0(
 def _check_resume(directory: Path, cfg: RunConfig) -> None:
     old = json.loads((directory / "config.json").read_text())
     new = json.loads(json.dumps(cfg.to_dict()))
+    for section, key in RESUME_IGNORES:
+        for config in (old, new):
+            config.get(section, {}).pop(key, None)
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:
         raise ResumeError(f"cannot resume {directory}: its config differs in {', '.join(diff)}")

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from benchmark.cli import fail, positive_int, setup_logging
+from benchmark.cli import add_precision_argument, fail, positive_int, setup_logging
 from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
+from benchmark.fastpath import resolve_fast_path
 from benchmark.io import atomic_path, write_json
 from benchmark.vae import ConvVAE, load_vae
 
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per VAE batch (default: 64)")
     parser.add_argument("--every", type=positive_int, default=1, help="keep every N-th video frame (default: 1)")
     parser.add_argument("--sheet", type=positive_int, default=16, help="pairs on the side-by-side sheet (default: 16)")
+    add_precision_argument(parser)
     return parser
 
 
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"no such input: {args.input}", 2)
     try:
         device = resolve_device(args.device)
-        vae = load_vae(args.vae, device)
+        vae = load_vae(args.vae, device, resolve_fast_path(args.precision, device))
     except (FileNotFoundError, ValueError) as exc:
         return fail(str(exc), 2)
     configure_threads()

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.fastpath import FastPath, apply_fast_path, to_float_images
 from benchmark.io import atomic_path
 from envs.renderer import AUX_SIZE
 
@@ -96,36 +97,68 @@ class ConvVAE(nn.Module):
         self.aux_head = nn.Sequential(
             nn.Linear(cfg.latent_size, cfg.aux_hidden), nn.ReLU(), nn.Linear(cfg.aux_hidden, cfg.aux_size)
         )
+        self.autocast_dtype: torch.dtype | None = None
+        """Low precision of the forward passes (``torch.bfloat16``) or None for fp32; set by
+        :func:`benchmark.fastpath.apply_fast_path`. Not part of the saved model."""
+        self.channels_last = False
+        """Feed inputs as NHWC (set together with the weights' memory format)."""
+
+    def _autocast(self, x: torch.Tensor) -> torch.autocast:
+        dtype = self.autocast_dtype
+        return torch.autocast(x.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = to_float_images(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        logvar = LOGVAR_BOUND * torch.tanh(self.to_logvar(h) / LOGVAR_BOUND)
+        return self.to_mu(h), logvar
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.from_latent(z).view(-1, *self._grid))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(mu, logvar)`` of the approximate posterior of images ``x`` in ``[0, 1]``.
+        """``(mu, logvar)`` (fp32) of the approximate posterior of images ``x`` (float in ``[0, 1]`` or uint8).
 
         ``logvar`` is ``10 * tanh(raw / 10)``: when a new task's images arrive (fine-tuning from
         canonical to randomized renders on quick), the first large updates swung the raw
         ``logvar`` past 88, ``exp`` overflowed and the loss became inf within 20 iterations.
         The soft bound keeps gradients everywhere and hardly touches trained values (-7 to -2).
         """
-        h = self.encoder(x)
-        logvar = LOGVAR_BOUND * torch.tanh(self.to_logvar(h) / LOGVAR_BOUND)
-        return self.to_mu(h), logvar
+        x = self._prepare(x)
+        with self._autocast(x):
+            mu, logvar = self._encode(x)
+        return mu.float(), logvar.float()
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Image in ``[0, 1]`` for latent codes ``z``."""
-        return self.decoder(self.from_latent(z).view(-1, *self._grid))
+        """Image (fp32, in ``[0, 1]``) for latent codes ``z``."""
+        with self._autocast(z):
+            return self._decode(z).float()
 
     def forward(self, x: torch.Tensor) -> VAEOutput:
-        mu, logvar = self.encode(x)
-        if self.training:
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        else:
-            z = mu
-        return VAEOutput(self.decode(z), mu, logvar, self.aux_head(mu))
+        """Images ``x`` (float in ``[0, 1]`` or uint8) to a :class:`VAEOutput`, always in fp32.
+
+        Every public method runs under the model's precision (:attr:`autocast_dtype`) and
+        returns fp32, so losses and metrics never see bf16.
+        """
+        x = self._prepare(x)
+        with self._autocast(x):
+            mu, logvar = self._encode(x)
+            if self.training:
+                z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar.float())
+            else:
+                z = mu
+            out = VAEOutput(self._decode(z), mu, logvar, self.aux_head(mu))
+        return VAEOutput(*(t.float() for t in out))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic mapping to the canonical image: ``decode(mu)``."""
-        mu, _ = self.encode(x)
-        return self.decode(mu)
+        """Deterministic mapping to the canonical image: ``decode(mu)``, in fp32."""
+        x = self._prepare(x)
+        with self._autocast(x):
+            return self._decode(self._encode(x)[0]).float()
 
     @torch.inference_mode()
     def map_images(self, images: np.ndarray) -> np.ndarray:
@@ -134,8 +167,7 @@ class ConvVAE(nn.Module):
         The one conversion shared by the RL observation wrapper, ``translate`` and the reports.
         """
         device = next(self.parameters()).device
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 255
-        recon = self.reconstruct(x)
+        recon = self.reconstruct(torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2))
         return (recon * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -151,8 +183,10 @@ def save_vae(model: ConvVAE, path: str | os.PathLike[str], extra: dict[str, Any]
         torch.save(payload, tmp)
 
 
-def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> ConvVAE:
+def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu", fast: FastPath | None = None) -> ConvVAE:
     """Load a trained VAE, in eval mode, from a ``model.pt`` or from the run folder that holds it.
+
+    ``fast`` sets its precision and memory format (:mod:`benchmark.fastpath`); default fp32.
 
     Example::
 
@@ -179,4 +213,4 @@ def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu") -
     except Exception as exc:  # any unreadable or foreign file is a one-line error for the user
         reason = str(exc).split("\n")[0][:120]
         raise ValueError(f"{path} is not a ciim-bench VAE ({exc.__class__.__name__}: {reason})") from None
-    return model.to(device).eval()
+    return apply_fast_path(model.to(device).eval(), fast or FastPath())

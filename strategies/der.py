@@ -35,6 +35,8 @@ from strategies.registry import StrategyContext, register_strategy
 
 
 def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    if images.dtype == torch.uint8:  # straight from the data set
+        return images.detach().clone()
     return images.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -66,7 +68,7 @@ class DERBuffer:
 
     @torch.no_grad()
     def add(self, **batch: torch.Tensor) -> None:
-        """Offer a batch: ``inputs``, ``targets`` (float images), ``aux``, ``recon``, ``mu``, ``logvar``."""
+        """Offer a batch: ``inputs``, ``targets`` (float in [0, 1] or uint8), ``aux``, ``recon``, ``mu``, ``logvar``."""
         rows = {
             "inputs": _to_uint8(batch["inputs"]),
             "targets": _to_uint8(batch["targets"]),

@@ -23,8 +23,8 @@ def test_replay_loader_keeps_image_targets_and_aux(smoke_data):
     assert x.shape == y.shape == (16, 3, 64, 64) and aux.shape == (16, 5)
     assert t[:8].tolist() == [1] * 8 and t[8:].tolist() == [0] * 8
     # Every replayed row is exactly a Task-0 training sample: input, target and aux together.
-    inputs = torch.from_numpy(smoke_data.train_inputs[0]).permute(0, 3, 1, 2).float() / 255
-    targets = torch.from_numpy(smoke_data.train_targets[0]).permute(0, 3, 1, 2).float() / 255
+    inputs = torch.from_numpy(smoke_data.train_inputs[0]).permute(0, 3, 1, 2)
+    targets = torch.from_numpy(smoke_data.train_targets[0]).permute(0, 3, 1, 2)
     aux_all = torch.from_numpy(smoke_data.train_aux[0])
     for row in range(8, 16):
         match = torch.nonzero((aux_all == aux[row]).all(dim=1)).flatten()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.cli import fail, non_negative_int, positive_int, resolution, setup_logging
+from benchmark.cli import add_precision_argument, fail, non_negative_int, positive_int, resolution, setup_logging
 from benchmark.config import DEFAULT_PRESET, PRESETS
 from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
 from benchmark.io import write_json
@@ -47,6 +47,7 @@ def _evaluation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=positive_int, default=None, help="episodes per cell (default: the preset's)")
     parser.add_argument("--seed", type=non_negative_int, default=EVAL_SEED, help="base seed of the episodes")
     parser.add_argument("--strips", type=non_negative_int, default=2, help="episodes per cell saved as strips")
+    add_precision_argument(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +95,23 @@ def _agent(args: argparse.Namespace, device: torch.device):
     return model, cfg
 
 
+def _cells(args: argparse.Namespace, device: torch.device, model, cfg, pipelines, out, domains, episodes):
+    """:func:`evaluate_matrix` with the command line's seed, strips, progress and precision."""
+    return evaluate_matrix(
+        model,
+        cfg,
+        pipelines,
+        out,
+        domains,
+        episodes,
+        args.seed,
+        device,
+        args.strips,
+        not args.no_progress,
+        args.precision,
+    )
+
+
 def _train(args: argparse.Namespace, device: torch.device) -> int:
     cfg = agent_config(
         args.preset, args.resolution, args.seed, method=args.method, total_timesteps=args.timesteps, n_envs=args.n_envs
@@ -117,9 +135,7 @@ def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
     model, cfg = _agent(args, device)
     episodes = args.episodes or EVAL_EPISODES[cfg.preset if cfg.preset in EVAL_EPISODES else DEFAULT_PRESET]
     out = args.runs / "rl_eval" / "one" / f"{slug(pipeline.label)}__{args.domain}"
-    result = evaluate_matrix(
-        model, cfg, [pipeline], out, (args.domain,), episodes, args.seed, device, args.strips, not args.no_progress
-    )
+    result = _cells(args, device, model, cfg, [pipeline], out, (args.domain,), episodes)
     cell = result["cells"][0]
     payload = {**{k: result[k] for k in ("agent", "preset", "seed")}, "pipeline": pipeline.label, **cell}
     target = args.json or out / "result.json"
@@ -141,9 +157,7 @@ def _matrix(args: argparse.Namespace, device: torch.device) -> int:
     episodes = args.episodes or EVAL_EPISODES[args.preset]
     out = args.out or args.runs / "rl_eval" / args.preset
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
-    result = evaluate_matrix(
-        model, cfg, pipelines, out, tuple(domains), episodes, args.seed, device, args.strips, not args.no_progress
-    )
+    result = _cells(args, device, model, cfg, pipelines, out, tuple(domains), episodes)
     print(f"\nsuccess rate over {episodes} episodes per cell (95% Wilson interval), agent {result['agent']}")
     print(format_matrix(result))
     print(f"-> {out}/matrix.csv, matrix.json, strips/")

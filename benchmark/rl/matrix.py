@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
 from benchmark.device import available_cores
+from benchmark.fastpath import resolve_fast_path
 from benchmark.io import atomic_path, write_json
 from benchmark.rl.agent import make_vec_env
 from benchmark.rl.config import AgentConfig
@@ -97,10 +98,15 @@ def evaluate_matrix(
     device: str | torch.device = "cpu",
     strips: int = 2,
     progress: bool = True,
+    precision: str = "auto",
 ) -> dict[str, Any]:
-    """Evaluate every pipeline in every domain; write ``matrix.json``, ``matrix.csv`` and strips to ``out``."""
+    """Evaluate every pipeline in every domain; write ``matrix.json``, ``matrix.csv`` and strips to ``out``.
+
+    The VAEs run at ``precision`` (:mod:`benchmark.fastpath`); the agent always in fp32.
+    """
     device = torch.device(device)
-    vaes = {p.label: load_vae(p.vae, device) for p in pipelines if p.vae is not None}  # fail before any work
+    fast = resolve_fast_path(precision, device)
+    vaes = {p.label: load_vae(p.vae, device, fast) for p in pipelines if p.vae is not None}  # fail before any work
     workers = min(available_cores(), episodes, 8)
     cells = []
     bar = tqdm(total=len(domains) * len(pipelines), desc="rl eval", unit="cell", disable=not progress)
@@ -122,6 +128,7 @@ def evaluate_matrix(
         "preset": agent.preset,
         "episodes": episodes,
         "seed": seed,
+        "vae_precision": fast.precision,
         "domains": list(domains),
         "pipelines": [p.label for p in pipelines],
         "vae_files": {p.label: str(p.vae) for p in pipelines if p.vae is not None},
@@ -159,6 +166,7 @@ def closed_loop(
     device: str | torch.device = "cpu",
     episodes: int | None = None,
     progress: bool = True,
+    precision: str = "auto",
 ) -> tuple[dict[str, Any], Path]:
     """The whole sim2real check of ``preset``: train or reuse its agent under ``runs/rl``, then the
     matrix of ``oracle``, ``raw`` and ``vaes`` in every domain, written to ``runs/rl_eval/<preset>``."""
@@ -170,6 +178,13 @@ def closed_loop(
     out = runs / "rl_eval" / preset
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
     matrix = evaluate_matrix(
-        model, cfg, pipelines, out, episodes=episodes or EVAL_EPISODES[preset], device=device, progress=progress
+        model,
+        cfg,
+        pipelines,
+        out,
+        episodes=episodes or EVAL_EPISODES[preset],
+        device=device,
+        progress=progress,
+        precision=precision,
     )
     return matrix, out
