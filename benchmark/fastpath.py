@@ -1,16 +1,19 @@
 """How the VAE computes: numeric precision, memory format and compilation, chosen once per run.
 
 ``--precision auto`` runs the VAE's forward passes under bf16 autocast where the hardware has
-bf16 arithmetic (a CPU with AVX512-BF16 or AMX, a CUDA device with bf16) and in fp32
-elsewhere; ``fp32`` and ``bf16`` force one. Autocast covers only the model's convolutions and
-linear layers: :class:`~benchmark.vae.ConvVAE` returns its outputs as fp32, so the loss, its
-KL term and every metric are computed in fp32. Weights and optimizer state stay fp32 (bf16
+*fast* bf16 arithmetic (a CUDA device with bf16, a CPU with AMX tiles) and in fp32 elsewhere;
+``fp32`` and ``bf16`` force one. A CPU with AVX512-BF16 but no AMX counts as "elsewhere": on
+ours (2 cores, Xeon with AVX512-BF16, no AMX) bf16 training of this VAE ran at 0.75-0.79x of
+fp32, autocast or pure bf16 weights alike (``bench/train.py``; the README, "Speed").
+Autocast covers only the model's convolutions and linear layers:
+:class:`~benchmark.vae.ConvVAE` returns its outputs as fp32, so the loss, its KL term and
+every metric are computed in fp32. Weights and optimizer state stay fp32 (bf16
 has fp32's exponent range, so no loss scaling is needed).
 
 ``channels_last`` stores the VAE's weights and inputs as NHWC, which oneDNN's and cuDNN's
-convolutions prefer; ``compile`` wraps the forward pass in ``torch.compile``. Whether each pays
-off was measured with ``bench/train.py``; the defaults follow those measurements (README,
-"Speed").
+convolutions prefer (on by default: 1.05-1.11x in fp32 on our CPU); ``compile`` wraps the
+forward pass in ``torch.compile`` (off by default: 0.65x on our CPU). The defaults follow
+``bench/train.py``'s measurements.
 
 :class:`FloatBatches` is the data side of the fast path: the data sets hand out uint8 images
 (4x less to collate and to copy to the device) and this plugin turns each whole minibatch into
@@ -31,15 +34,16 @@ PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def bf16_support(device: torch.device) -> tuple[bool, str]:
-    """Whether ``device`` has native bf16 arithmetic, and a short reason for the log."""
+    """Whether ``device`` has fast bf16 arithmetic (see the module docstring), and why, for the log."""
     if device.type == "cuda":
         ok = torch.cuda.is_bf16_supported(including_emulation=False)
         return ok, f"{torch.cuda.get_device_name(device)} {'has' if ok else 'lacks'} bf16"
     if device.type == "cpu":
-        avx512, amx = torch.cpu._is_avx512_bf16_supported(), torch.cpu._is_amx_tile_supported()
-        ok = bool(avx512 or amx) and torch.backends.mkldnn.is_available()
-        found = " and ".join(name for name, has in (("AVX512-BF16", avx512), ("AMX", amx)) if has)
-        return ok, f"CPU with {found}" if ok else "CPU without AVX512-BF16 or AMX"
+        if torch.cpu._is_amx_tile_supported() and torch.backends.mkldnn.is_available():
+            return True, "CPU with AMX"
+        if torch.cpu._is_avx512_bf16_supported():
+            return False, "CPU with AVX512-BF16 but no AMX (bf16 measured slower than fp32 there)"
+        return False, "CPU without bf16 instructions"
     return False, f"no bf16 autocast on {device.type}"
 
 
@@ -64,9 +68,8 @@ def resolve_fast_path(
 ) -> FastPath:
     """Resolve ``precision`` (``fp32``, ``bf16`` or ``auto``) for ``device``.
 
-    ``channels_last=None`` uses NHWC together with bf16 and NCHW with fp32, as measured faster
-    on our CPU (README, "Speed"). An explicit ``bf16`` on hardware without it is honoured (PyTorch
-    emulates it, slowly) with a warning.
+    ``channels_last=None`` means NHWC (measured faster). An explicit ``bf16`` on hardware without
+    fast bf16 is honoured, with a warning.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
@@ -76,9 +79,9 @@ def resolve_fast_path(
     else:
         chosen, reason = precision, f"asked for {precision} ({why})"
         if precision == "bf16" and not native:
-            log.warning("precision: bf16 asked for on a %s; it will be emulated and slow", why)
+            log.warning("precision: bf16 asked for on a %s; expect it slower than fp32", why)
     if channels_last is None:
-        channels_last = chosen == "bf16"
+        channels_last = True
     return FastPath(chosen, channels_last, compile, reason)
 
 

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="NHWC weights and inputs (default: with bf16, where it measured faster)",
+        help="NHWC weights and inputs (default: on, measured faster)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the VAE (default: off; README, Speed)")
     add_data_arguments(parser)

@@ -19,8 +19,9 @@ def test_auto_follows_the_hardware_and_explicit_choices_are_kept():
     native, why = bf16_support(CPU)
     auto = resolve_fast_path("auto", CPU)
     assert auto.precision == ("bf16" if native else "fp32") and why in auto.reason
-    assert auto.channels_last == native  # NHWC comes with bf16 unless asked otherwise
-    assert resolve_fast_path("fp32", CPU) == FastPath("fp32", False, False, resolve_fast_path("fp32", CPU).reason)
+    assert auto.channels_last and not auto.compile  # the measured defaults
+    fp32 = resolve_fast_path("fp32", CPU, channels_last=False)
+    assert fp32 == FastPath("fp32", False, False, fp32.reason) and fp32.autocast_dtype is None
     assert resolve_fast_path("bf16", CPU, channels_last=False).autocast_dtype is torch.bfloat16
     with pytest.raises(ValueError, match="unknown precision 'fp16'; valid: fp32, bf16, auto"):
         resolve_fast_path("fp16", CPU)
