@@ -42,7 +42,7 @@ def bf16_support(device: torch.device) -> tuple[bool, str]:
         if torch.cpu._is_amx_tile_supported() and torch.backends.mkldnn.is_available():
             return True, "CPU with AMX"
         if torch.cpu._is_avx512_bf16_supported():
-            return False, "CPU with AVX512-BF16 but no AMX (bf16 measured slower than fp32 there)"
+            return False, "CPU with AVX512-BF16 but no AMX, where bf16 measured slower than fp32"
         return False, "CPU without bf16 instructions"
     return False, f"no bf16 autocast on {device.type}"
 
@@ -77,7 +77,7 @@ def resolve_fast_path(
     if precision == "auto":
         chosen, reason = ("bf16" if native else "fp32"), f"auto: {why}"
     else:
-        chosen, reason = precision, f"asked for {precision} ({why})"
+        chosen, reason = precision, f"asked for {precision}; {why}"
         if precision == "bf16" and not native:
             log.warning("precision: bf16 asked for on a %s; expect it slower than fp32", why)
     if channels_last is None:
