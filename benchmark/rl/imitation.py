@@ -21,7 +21,6 @@ both the same. The critic is not trained here; ``total_timesteps`` of PPO can fo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -71,11 +70,8 @@ class ImitationTrainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.images: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
-
-    @property
-    def frames(self) -> int:
+        self.frames = 0
         """Labelled frames collected so far."""
-        return sum(len(a) for a in self.actions)
 
     def _labels(self, infos: list[dict[str, Any]]) -> np.ndarray:
         return np.stack([self.teacher.act_on_info(info) for info in infos])
@@ -91,6 +87,7 @@ class ImitationTrainer:
             while self.frames < goal:
                 self.images.append(obs.transpose(0, 3, 1, 2).copy())
                 self.actions.append(labels)
+                self.frames += len(labels)
                 bar.update(len(obs))
                 if learner:
                     with torch.no_grad():
@@ -111,7 +108,7 @@ class ImitationTrainer:
     def _tensor(self, images: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(images, device=self.device).float()
 
-    def fit(self, epochs: int, on_epoch: Callable[[float], None] | None = None) -> list[float]:
+    def fit(self, epochs: int) -> list[float]:
         """Train the actor for ``epochs`` epochs over every frame so far; returns each epoch's mean squared error."""
         images = torch.from_numpy(np.concatenate(self.images))
         actions = torch.from_numpy(np.concatenate(self.actions))
@@ -130,7 +127,5 @@ class ImitationTrainer:
                 self.optimizer.step()
                 total += loss.item() * len(idx)
             losses.append(total / len(images))
-            if on_epoch is not None:
-                on_epoch(losses[-1])
         policy.set_training_mode(False)
         return losses
