@@ -66,6 +66,33 @@ class NaNGuard(SupervisedPlugin):
             )
 
 
+class GradClip(SupervisedPlugin):
+    """Clips the global gradient norm before each optimizer step (``TrainConfig.grad_clip``).
+
+    Avalanche has no such plugin. It runs in ``before_update``, after every plugin's loss term
+    has been backpropagated, and logs how many steps of each experience it clipped.
+    """
+
+    def __init__(self, max_norm: float) -> None:
+        super().__init__()
+        if not max_norm > 0:
+            raise ValueError(f"max_norm must be positive, got {max_norm}")
+        self.max_norm = max_norm
+        self.clipped = 0
+        self.steps = 0
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        self.clipped = self.steps = 0
+
+    def before_update(self, strategy: Any, **kwargs: Any) -> None:
+        norm = torch.nn.utils.clip_grad_norm_(strategy.model.parameters(), self.max_norm)
+        self.steps += 1
+        self.clipped += int(norm > self.max_norm)
+
+    def after_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        log.info("train: gradient norm clipped at %g in %d of %d steps", self.max_norm, self.clipped, self.steps)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that determines one run's results; saved as ``config.json``."""
@@ -117,6 +144,8 @@ class Session:
             loggers=self.loggers.all,
         )
         plugins: list[SupervisedPlugin] = [FloatBatches(), NaNGuard()]  # FloatBatches first: see its docstring
+        if t.grad_clip > 0:
+            plugins.append(GradClip(t.grad_clip))
         ctx = StrategyContext(self.model, self.optimizer, self.criterion, self.evaluator, device, t, cfg.seed, plugins)
         self.strategy = entry.build(ctx)
 

@@ -192,3 +192,48 @@ def test_rl_flag_evaluates_the_trained_vaes(argv, tmp_path, capsys):
     assert matrix["pipelines"] == ["oracle", "raw", "der/seed0"]
     assert matrix["domains"] == ["canonical", "randomized", "noisy", "heldout"]
     assert len(list((tmp_path / "runs" / "rl").glob("smoke-*/model.zip"))) == 1
+
+
+class _GradNorms:
+    """A test strategy's plugin: the global gradient norm of every step, as the optimizer saw it."""
+
+    def __init__(self):
+        from avalanche.core import SupervisedPlugin
+
+        norms = self.norms = []
+
+        class Record(SupervisedPlugin):
+            def after_update(self, strategy, **kwargs):
+                grads = [p.grad.norm() for p in strategy.model.parameters() if p.grad is not None]
+                norms.append(float(torch.stack(grads).norm()))
+
+        self.plugin = Record()
+
+
+@pytest.mark.parametrize("clip", [0.5, 0.0])
+def test_grad_clip_bounds_every_step_and_zero_disables_it(argv, tmp_path, caplog, clip):
+    recorder = _GradNorms()
+
+    @register_strategy("test-clip")
+    def clip_strategy(ctx):
+        """Records gradient norms."""
+        return Naive(**ctx.template_kwargs(recorder.plugin))
+
+    try:
+        assert main(["--strategy", "test-clip", "--grad-clip", str(clip), "--epochs", "2,1,1", *argv]) == 0
+    finally:
+        unregister_strategy("test-clip")
+    config = json.loads((tmp_path / "runs" / "test-clip" / "seed0" / "config.json").read_text())
+    assert config["train"]["grad_clip"] == clip
+    assert len(recorder.norms) == 4  # Task 1 and 2: 48 samples in batches of 32, two steps each
+    if clip:
+        assert max(recorder.norms) <= clip * (1 + 1e-4)
+        assert "gradient norm clipped at 0.5 in 2 of 2 steps" in caplog.text
+    else:
+        assert max(recorder.norms) > 0.5  # what clipping at 0.5 would have cut
+        assert "gradient norm clipped" not in caplog.text
+
+
+def test_grad_clip_must_not_be_negative(argv, capsys):
+    assert main(["--strategy", "finetune", "--grad-clip", "-1", *argv]) == 2
+    assert "grad_clip must not be negative" in capsys.readouterr().err
