@@ -112,7 +112,7 @@ class TrainConfig:
     """Iterations over which the KL weight ramps up from 0."""
     grad_clip: float = 100.0
     """Largest global gradient norm of one step (0: no clipping). At a task switch the first
-    gradients are ~100x the usual (norm ~10^4 against a median of ~40 on quick) while Adam's
+    gradients are hundreds of times the usual (norm ~10^4 against a median of ~40 on quick) while Adam's
     second moments still hold the previous task's small ones, so the first steps are huge and
     finetune and DER collapsed to the mean image on Task 1; clipping at 100 prevents that."""
     mem_size: int = 1000

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 
@@ -133,7 +134,6 @@ def test_cuda_without_gpu_is_a_usage_error(argv, capsys):
 
 
 def test_nan_loss_stops_with_one_line_and_keeps_files(argv, tmp_path, capsys):
-    from avalanche.core import SupervisedPlugin
 
     class NaNAfterTask0(SupervisedPlugin):
         def before_backward(self, strategy, **kwargs):
@@ -194,30 +194,26 @@ def test_rl_flag_evaluates_the_trained_vaes(argv, tmp_path, capsys):
     assert len(list((tmp_path / "runs" / "rl").glob("smoke-*/model.zip"))) == 1
 
 
-class _GradNorms:
+class _RecordGradNorms(SupervisedPlugin):
     """A test strategy's plugin: the global gradient norm of every step, as the optimizer saw it."""
 
     def __init__(self):
-        from avalanche.core import SupervisedPlugin
+        super().__init__()
+        self.norms = []
 
-        norms = self.norms = []
-
-        class Record(SupervisedPlugin):
-            def after_update(self, strategy, **kwargs):
-                grads = [p.grad.norm() for p in strategy.model.parameters() if p.grad is not None]
-                norms.append(float(torch.stack(grads).norm()))
-
-        self.plugin = Record()
+    def after_update(self, strategy, **kwargs):
+        grads = [p.grad.norm() for p in strategy.model.parameters() if p.grad is not None]
+        self.norms.append(float(torch.stack(grads).norm()))
 
 
 @pytest.mark.parametrize("clip", [0.5, 0.0])
 def test_grad_clip_bounds_every_step_and_zero_disables_it(argv, tmp_path, caplog, clip):
-    recorder = _GradNorms()
+    recorder = _RecordGradNorms()
 
     @register_strategy("test-clip")
     def clip_strategy(ctx):
         """Records gradient norms."""
-        return Naive(**ctx.template_kwargs(recorder.plugin))
+        return Naive(**ctx.template_kwargs(recorder))
 
     try:
         assert main(["--strategy", "test-clip", "--grad-clip", str(clip), "--epochs", "2,1,1", *argv]) == 0
