@@ -134,7 +134,6 @@ def test_cuda_without_gpu_is_a_usage_error(argv, capsys):
 
 
 def test_nan_loss_stops_with_one_line_and_keeps_files(argv, tmp_path, capsys):
-
     class NaNAfterTask0(SupervisedPlugin):
         def before_backward(self, strategy, **kwargs):
             if strategy.experience.current_experience == 1 and strategy.clock.train_exp_iterations == 0:
