@@ -36,20 +36,20 @@ from benchmark.cache import get_or_generate  # noqa: E402
 from benchmark.config import get_preset  # noqa: E402
 from benchmark.device import configure_threads, resolve_device  # noqa: E402
 from benchmark.fastpath import FastPath, resolve_fast_path  # noqa: E402
-from benchmark.loss import LossConfig, kl_weight, vae_loss  # noqa: E402
+from benchmark.loss import kl_weight, vae_loss  # noqa: E402
 from benchmark.stream import build_benchmark  # noqa: E402
 from benchmark.train import RunConfig, Session  # noqa: E402
-from benchmark.vae import ConvVAE, VAEConfig  # noqa: E402
+from benchmark.vae import ConvVAE  # noqa: E402
 from strategies import get_strategy  # noqa: E402
 
 
 def bare_loop(data, cfg: RunConfig, device: torch.device, epochs: int) -> float:
     torch.manual_seed(0)
     t = cfg.train
-    model = ConvVAE(VAEConfig(latent_size=t.latent_size)).to(device)
+    model = ConvVAE(t.vae_config(64)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
-    loss_cfg = LossConfig(t.alpha, t.beta, t.gamma, t.kl_anneal_iterations)
-    inputs, targets, aux_all = data.task("train", 0)
+    loss_cfg = t.loss_config()
+    inputs, targets, aux_all = data.task("train", 0)[:3]
     floats = [torch.from_numpy(a).permute(0, 3, 1, 2).float().div(255) for a in (inputs, targets)]
     dataset = torch.utils.data.TensorDataset(*floats, torch.from_numpy(aux_all))
     loader = torch.utils.data.DataLoader(dataset, batch_size=t.batch_size, shuffle=True)

@@ -27,8 +27,8 @@ import numpy as np
 from benchmark.config import DataSpec
 from benchmark.generate import StreamData, expected_shapes, generate
 
-GENERATOR_VERSION = 1
-"""Bump when the generator's output changes for the same spec."""
+GENERATOR_VERSION = 2
+"""Bump when the generator's output changes for the same spec (2: segmentation masks of the targets)."""
 MANIFEST = "manifest.json"
 log = logging.getLogger("ciim.data")
 

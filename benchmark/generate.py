@@ -1,7 +1,9 @@
 """Render the three-task data sets in worker processes.
 
-Each sample is ``(input image, canonical target image, auxiliary vector)``: one scene state
-rendered in the task's domain and in ``canonical``. Every sample draws its scene state and its
+Each sample is ``(input image, canonical target image, auxiliary vector, target mask)``: one
+scene state rendered in the task's domain and in ``canonical``, and the segmentation of the
+canonical render (which pixels are the arm and which the target), from PyBullet's
+segmentation buffer of the same camera call. Every sample draws its scene state and its
 appearance from its own ``numpy`` seed sequence keyed by ``(seed, split, task, index)``, so
 the bytes do not depend on how samples are split across workers. The test scene states are
 keyed without the task: all tasks share them, and so share one set of canonical targets.
@@ -48,10 +50,15 @@ class StreamData:
     test_inputs: np.ndarray  # (T, M, H, W, 3)
     test_targets: np.ndarray  # (M, H, W, 3)
     test_aux: np.ndarray  # (M, AUX_SIZE) float32
+    train_masks: np.ndarray  # (T, N, H, W) uint8 labels of the canonical targets (envs.renderer.MASK_*)
+    test_masks: np.ndarray  # (M, H, W) uint8
 
     @staticmethod
     def names() -> tuple[str, ...]:
-        return ("train_inputs", "train_targets", "train_aux", "test_inputs", "test_targets", "test_aux")
+        return (
+            "train_inputs", "train_targets", "train_aux", "test_inputs", "test_targets", "test_aux",
+            "train_masks", "test_masks",
+        )  # fmt: skip
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in self.names()}
@@ -60,12 +67,12 @@ class StreamData:
     def num_tasks(self) -> int:
         return int(self.train_inputs.shape[0])
 
-    def task(self, split: str, task: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(inputs, targets, aux)`` of one task and split."""
+    def task(self, split: str, task: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(inputs, targets, aux, masks)`` of one task and split."""
         if split == "train":
-            return self.train_inputs[task], self.train_targets[task], self.train_aux[task]
+            return self.train_inputs[task], self.train_targets[task], self.train_aux[task], self.train_masks[task]
         if split == "test":
-            return self.test_inputs[task], self.test_targets, self.test_aux
+            return self.test_inputs[task], self.test_targets, self.test_aux, self.test_masks
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
 
@@ -79,6 +86,8 @@ def expected_shapes(spec: DataSpec) -> dict[str, tuple[int, ...]]:
         "test_inputs": (t, m, r, r, 3),
         "test_targets": (m, r, r, 3),
         "test_aux": (m, AUX_SIZE),
+        "train_masks": (t, n, r, r),
+        "test_masks": (m, r, r),
     }
 
 
@@ -94,6 +103,8 @@ class JobResult(NamedTuple):
     job: Job
     inputs: np.ndarray
     targets: np.ndarray | None
+    masks: np.ndarray | None
+    """Segmentation of ``targets`` (see :meth:`envs.renderer.Renderer.render_with_mask`)."""
     aux: np.ndarray
     renders: int
 
@@ -117,6 +128,7 @@ def render_job(renderer: Renderer, spec: DataSpec, job: Job) -> JobResult:
     res = spec.scene.resolution
     raw = np.empty((count, res, res, 3), dtype=np.uint8)
     targets = np.empty_like(raw) if job.with_targets else None
+    masks = np.empty((count, res, res), dtype=np.uint8) if job.with_targets else None
     aux = np.empty((count, AUX_SIZE), dtype=np.float32)
     appearances = []
     renders = 0
@@ -124,19 +136,20 @@ def render_job(renderer: Renderer, spec: DataSpec, job: Job) -> JobResult:
         state = renderer.sample_state(np.random.default_rng(state_seed(spec, job.split, job.task, index)))
         appearance = domain.sample(np.random.default_rng(appearance_seed(spec, job.split, job.task, index)))
         appearances.append(appearance)
-        raw[k] = renderer.render_look(state, appearance.look)
+        if targets is not None and masks is not None and appearance.look == canonical_look:
+            raw[k], masks[k] = renderer.render_with_mask(state, canonical_look)
+            targets[k] = raw[k]
+        else:
+            raw[k] = renderer.render_look(state, appearance.look)
         renders += 1
-        if targets is not None:
-            if appearance.look == canonical_look:
-                targets[k] = raw[k]
-            else:
-                targets[k] = renderer.render_look(state, canonical_look)
-                renders += 1
+        if targets is not None and masks is not None and appearance.look != canonical_look:
+            targets[k], masks[k] = renderer.render_with_mask(state, canonical_look)
+            renders += 1
         aux[k] = state.aux_vector()
     inputs = apply_effects(
         raw, domain.effects, [a.effect_params for a in appearances], [a.noise_seed for a in appearances]
     )
-    return JobResult(job, inputs, targets, aux, renders)
+    return JobResult(job, inputs, targets, masks, aux, renders)
 
 
 def make_jobs(spec: DataSpec, chunk: int = CHUNK) -> list[Job]:
@@ -216,8 +229,10 @@ def generate(spec: DataSpec, workers: int | None = None, progress: bool = True) 
                 arrays["train_aux"][job.task, sl] = result.aux
                 if result.targets is not None:
                     arrays["train_targets"][job.task, sl] = result.targets
+                    arrays["train_masks"][job.task, sl] = result.masks
             elif result.targets is not None:
                 arrays["test_targets"][sl] = result.targets
+                arrays["test_masks"][sl] = result.masks
                 arrays["test_aux"][sl] = result.aux
             if result.targets is not None and spec.tasks[job.task] != "canonical":
                 images += len(result.targets)

@@ -24,7 +24,7 @@ def save_preview(
     rows = 2 * len(tasks)
     fig, axes = plt.subplots(rows, samples, figsize=(1.2 * samples + 1.6, 1.2 * rows), squeeze=False)
     for t, name in enumerate(tasks):
-        inputs, targets, _ = data.task(split, t)
+        inputs, targets = data.task(split, t)[:2]
         for row, images, label in (
             (2 * t, inputs, f"Task {t} input\n({name})"),
             (2 * t + 1, targets, "target\n(canonical)"),

@@ -2,12 +2,14 @@
 
 Built with Avalanche's own API (``benchmark_from_datasets`` then ``with_task_labels``). Each
 experience's dataset is an ``AvalancheDataset`` whose samples are
-``(input, canonical_target, aux, task_label)``: the images as uint8 tensors ``(3, H, W)``
+``(input, canonical_target, aux, mask, task_label)``: the images as uint8 tensors ``(3, H, W)``
 (turned into float in ``[0, 1]`` a whole minibatch at a time, on the device, by
 :class:`benchmark.fastpath.FloatBatches` or by the model itself), ``aux`` a float vector
 (target x, y, z, joint 0, joint 1). Avalanche's supervised templates read ``mbatch[0]`` as
 the input, ``mbatch[1]`` as the target and ``mbatch[-1]`` as the task label, so the canonical
-target travels where a class label would, and the auxiliary vector is ``mbatch[2]``.
+target travels where a class label would, the auxiliary vector is ``mbatch[2]`` and the
+canonical target's segmentation mask (uint8 ``(H, W)``, labels ``envs.renderer.MASK_*``) is
+``mbatch[3]``, for the foreground-weighted loss and the task metrics.
 """
 
 from __future__ import annotations
@@ -25,29 +27,34 @@ from benchmark.generate import StreamData
 
 
 class ImageMappingDataset(Dataset):
-    """``(input, target, aux)`` samples over uint8 image arrays ``(N, H, W, 3)``.
+    """``(input, target, aux, mask)`` samples over uint8 image arrays ``(N, H, W, 3)`` and masks ``(N, H, W)``.
 
     The images stay uint8 in memory and in the samples (4x smaller than float to hold, collate
     and copy); nothing is converted per sample.
     """
 
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray, aux: np.ndarray) -> None:
-        if not len(inputs) == len(targets) == len(aux):
-            raise ValueError(f"length mismatch: {len(inputs)} inputs, {len(targets)} targets, {len(aux)} aux")
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray, aux: np.ndarray, masks: np.ndarray) -> None:
+        if not len(inputs) == len(targets) == len(aux) == len(masks):
+            raise ValueError(
+                f"length mismatch: {len(inputs)} inputs, {len(targets)} targets, {len(aux)} aux, {len(masks)} masks"
+            )
         self.inputs = torch.from_numpy(np.ascontiguousarray(inputs)).permute(0, 3, 1, 2)
         self.targets = torch.from_numpy(np.ascontiguousarray(targets)).permute(0, 3, 1, 2)
         self.aux = torch.from_numpy(np.ascontiguousarray(aux, dtype=np.float32))
+        self.masks = torch.from_numpy(np.ascontiguousarray(masks, dtype=np.uint8))
 
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.inputs[index], self.targets[index], self.aux[index]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.inputs[index], self.targets[index], self.aux[index], self.masks[index]
 
 
-def task_dataset(inputs: np.ndarray, targets: np.ndarray, aux: np.ndarray, task_label: int) -> AvalancheDataset:
+def task_dataset(
+    inputs: np.ndarray, targets: np.ndarray, aux: np.ndarray, masks: np.ndarray, task_label: int
+) -> AvalancheDataset:
     """One task's ``AvalancheDataset`` with its task label appended to every sample."""
-    base = ImageMappingDataset(inputs, targets, aux)
+    base = ImageMappingDataset(inputs, targets, aux, masks)
     return AvalancheDataset([base], data_attributes=[TaskLabels([task_label] * len(base))])
 
 
@@ -71,6 +78,6 @@ def joint_dataset(data: StreamData, seed: int = 0) -> AvalancheDataset:
     for t in range(data.num_tasks):
         share = n // data.num_tasks + (1 if t < n % data.num_tasks else 0)
         index = np.sort(rng.choice(n, size=share, replace=False))
-        inputs, targets, aux = data.task("train", t)
-        parts.append(task_dataset(inputs[index], targets[index], aux[index], task_label=t))
+        arrays = data.task("train", t)
+        parts.append(task_dataset(*(a[index] for a in arrays), task_label=t))
     return AvalancheDataset(parts)

@@ -103,6 +103,9 @@ class SceneState(NamedTuple):
 AUX_SIZE = 5
 """Length of :meth:`SceneState.aux_vector`."""
 
+MASK_FLOOR, MASK_ARM, MASK_TARGET = 0, 1, 2
+"""Labels of a segmentation mask (:meth:`Renderer.render_with_mask`): floor or nothing, the arm, the target."""
+
 
 def _rotation(degrees: Sequence[float]) -> np.ndarray:
     rx, ry, rz = np.radians(degrees)
@@ -218,13 +221,12 @@ class Renderer:
         )
         self._floor_state = state
 
-    def render_look(self, state: SceneState, look: SceneLook) -> np.ndarray:
-        """Render ``state`` under ``look`` with no post-processing: uint8 ``(H, W, 3)``."""
+    def _camera(self, state: SceneState, look: SceneLook, segmentation: bool) -> tuple[np.ndarray, np.ndarray | None]:
         self.set_joints(state.joints)
         self._call(pybullet.resetBasePositionAndOrientation, self._target, list(state.target), [0, 0, 0, 1])
         self._set_floor(look)
         width, height = self._size
-        _, _, rgba, _, _ = self._call(
+        _, _, rgba, _, seg = self._call(
             pybullet.getCameraImage,
             width,
             height,
@@ -237,9 +239,30 @@ class Renderer:
             lightSpecularCoeff=look.light_specular,
             shadow=int(look.shadow),
             renderer=pybullet.ER_TINY_RENDERER,
-            flags=pybullet.ER_NO_SEGMENTATION_MASK,
+            flags=0 if segmentation else pybullet.ER_NO_SEGMENTATION_MASK,
         )
-        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+        image = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+        if not segmentation:
+            return image, None
+        ids = np.asarray(seg, dtype=np.int64).reshape(height, width)
+        mask = np.full((height, width), MASK_FLOOR, dtype=np.uint8)
+        mask[ids == self._robot] = MASK_ARM
+        mask[ids == self._target] = MASK_TARGET
+        return image, mask
+
+    def render_look(self, state: SceneState, look: SceneLook) -> np.ndarray:
+        """Render ``state`` under ``look`` with no post-processing: uint8 ``(H, W, 3)``."""
+        return self._camera(state, look, segmentation=False)[0]
+
+    def render_with_mask(self, state: SceneState, look: SceneLook) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`render_look` and its segmentation mask, uint8 ``(H, W)`` of ``MASK_*`` labels.
+
+        The mask comes from PyBullet's segmentation buffer of the same ``getCameraImage`` call, so
+        it covers exactly the visible pixels of each object (a target hidden under the arm has none).
+        """
+        image, mask = self._camera(state, look, segmentation=True)
+        assert mask is not None
+        return image, mask
 
     def render(self, states: Sequence[SceneState], domain: Domain, appearances: Sequence[Appearance]) -> np.ndarray:
         """Render a batch in ``domain``: uint8 ``(N, H, W, 3)``, effects applied batched."""

@@ -4,7 +4,7 @@ Avalanche's ``DER`` strategy is classification-only (it stores logits and class 
 this is our own plugin following mammoth's ``models/der.py`` and ``models/derpp.py``:
 
 - a reservoir buffer over every training sample seen, storing the input, the canonical target,
-  the auxiliary vector and the model's outputs *at insertion time*: the deterministic
+  the auxiliary vector, the target's segmentation mask and the model's outputs *at insertion time*: the deterministic
   reconstruction ``decode(mu)``, ``mu`` and ``logvar``;
 - in ``before_backward`` (Avalanche has already added Eq. 1 of the current minibatch to
   ``strategy.loss``) it adds ``der_alpha * distill`` on one buffer sample, where ``distill``
@@ -68,10 +68,12 @@ class DERBuffer:
 
     @torch.no_grad()
     def add(self, **batch: torch.Tensor) -> None:
-        """Offer a batch: ``inputs``, ``targets`` (float in [0, 1] or uint8), ``aux``, ``recon``, ``mu``, ``logvar``."""
+        """Offer a batch: ``inputs``, ``targets`` (float in [0, 1] or uint8), ``masks``, ``aux``, ``recon``, ``mu``,
+        ``logvar``; images and masks are stored as uint8, the rest as float."""
         rows = {
             "inputs": _to_uint8(batch["inputs"]),
             "targets": _to_uint8(batch["targets"]),
+            "masks": batch["masks"].detach().to(torch.uint8),
             **{k: batch[k].detach().float() for k in ("aux", "recon", "mu", "logvar")},
         }
         if not self.data:
@@ -141,15 +143,18 @@ class DERPlugin(SupervisedPlugin):
             if self.beta > 0:
                 second = self.buffer.sample(self.batch_size)
                 out = model(second["inputs"])
-                terms = vae_loss(out, second["targets"], second["aux"], self.criterion.config, self.criterion.gamma)
+                terms = vae_loss(
+                    out, second["targets"], second["aux"], self.criterion.config, self.criterion.gamma, second["masks"]
+                )
                 strategy.loss = strategy.loss + self.beta * terms.total
                 self.last["replay"] = terms.total.item()
         # Insert the current minibatch with the outputs of the model before this update (as mammoth).
         mu, logvar = strategy.mb_output.mu.detach(), strategy.mb_output.logvar.detach()
         with torch.no_grad():
             recon = model.decode(mu)
+        batch = strategy.mbatch
         self.buffer.add(
-            inputs=strategy.mb_x, targets=strategy.mb_y, aux=strategy.mbatch[2], recon=recon, mu=mu, logvar=logvar
+            inputs=strategy.mb_x, targets=strategy.mb_y, aux=batch[2], masks=batch[3], recon=recon, mu=mu, logvar=logvar
         )
 
     @torch.no_grad()
@@ -161,9 +166,9 @@ class DERPlugin(SupervisedPlugin):
         dataset = experience.dataset.eval()
         loader = DataLoader(dataset, batch_size=strategy.eval_mb_size, collate_fn=dataset.collate_fn)
         for batch in loader:
-            x, y, aux = (t.to(strategy.device) for t in batch[:3])
+            x, y, aux, masks = (t.to(strategy.device) for t in batch[:4])
             mu, logvar = model.encode(x)
-            self.buffer.add(inputs=x, targets=y, aux=aux, recon=model.decode(mu), mu=mu, logvar=logvar)
+            self.buffer.add(inputs=x, targets=y, aux=aux, masks=masks, recon=model.decode(mu), mu=mu, logvar=logvar)
         model.train(was_training)
 
     def state_dict(self) -> dict[str, Any]:

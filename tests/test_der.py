@@ -19,6 +19,7 @@ def _batch(n, model, seed=0):
         "inputs": x,
         "targets": x.flip(-1),
         "aux": torch.rand(n, 5, generator=g),
+        "masks": torch.randint(0, 3, (n, 32, 32), generator=g, dtype=torch.uint8),
         "recon": recon,
         "mu": mu,
         "logvar": logvar,
@@ -33,6 +34,7 @@ def test_buffer_stores_outputs_at_insertion_time():
     assert len(buffer) == 8
     assert torch.equal(buffer.data["recon"][:8], batch["recon"])
     assert torch.equal(buffer.data["inputs"][:8].float() / 255, batch["inputs"])  # uint8 storage is exact
+    assert torch.equal(buffer.data["masks"][:8], batch["masks"])
     # Changing the model afterwards does not change what was stored.
     with torch.no_grad():
         for p in model.parameters():
@@ -61,6 +63,7 @@ def test_reservoir_keeps_a_uniform_sample():
             ids = torch.arange(start, start + 20).float()
             buffer.add(
                 inputs=torch.zeros(20, 1, 1, 1), targets=torch.zeros(20, 1, 1, 1), aux=ids[:, None],
+                masks=torch.zeros(20, 1, 1),
                 recon=torch.zeros(20, 1), mu=torch.zeros(20, 1), logvar=torch.zeros(20, 1),
             )  # fmt: skip
         assert len(buffer) == 50 and buffer.seen == 200
