@@ -36,14 +36,14 @@ from benchmark.fastpath import FastPath, FloatBatches, apply_fast_path
 from benchmark.generate import StreamData
 from benchmark.io import write_json
 from benchmark.loggers import RunLoggers
-from benchmark.loss import LossConfig, VAELoss
+from benchmark.loss import VAELoss
 from benchmark.metrics import EVAL_KEYS, LossTermsMetric, MappingMetrics, eval_name
 from benchmark.stream import build_benchmark, joint_dataset
-from benchmark.vae import ARCHITECTURE_VERSION, ConvVAE, VAEConfig, save_vae
+from benchmark.vae import ARCHITECTURE_VERSION, ConvVAE, save_vae
 from strategies.registry import StrategyContext, StrategyEntry, get_strategy
 
 log = logging.getLogger("ciim.train")
-MATRIX_KEYS = {"mse": "mse_matrix", "mse_sum": "mse_sum_matrix", "aux_error": "aux_error_matrix"}
+MATRIX_KEYS = {key: f"{key}_matrix" for key in EVAL_KEYS}
 
 
 class TrainingDiverged(RuntimeError):
@@ -132,13 +132,13 @@ class Session:
         t = cfg.train
         self.cfg = cfg
         self.device = device
-        model = ConvVAE(VAEConfig(resolution=cfg.data.scene.resolution, latent_size=t.latent_size)).to(device)
+        model = ConvVAE(t.vae_config(cfg.data.scene.resolution)).to(device)
         self.model = apply_fast_path(model, cfg.fast)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
-        self.criterion = VAELoss(LossConfig(t.alpha, t.beta, t.gamma, t.kl_anneal_iterations))
+        self.criterion = VAELoss(t.loss_config())
         self.loggers = RunLoggers(log_dir, progress)
         self.evaluator = EvaluationPlugin(
-            MappingMetrics(),
+            MappingMetrics(cfg.data.scene),
             LossTermsMetric(self.criterion),
             loss_metrics(epoch=True, experience=True),
             loggers=self.loggers.all,

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 RESULTS, MATRIX = "results.json", "matrix.json"
+TASK_KEYS = ("target_error_m", "target_error_p90_m", "target_missing", "arm_iou")
+"""Task-level matrices of ``results.json`` (see :mod:`benchmark.task_metrics`) the reports show beside the MSE."""
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,24 @@ class RunResult:
     aux_error: np.ndarray
     wall_time_s: float | None
     device: str | None
+    task: dict[str, np.ndarray] = field(default_factory=dict)
+    """The matrices of :data:`TASK_KEYS` (NaN where the run predates them)."""
+
+    def matrix(self, key: str) -> np.ndarray:
+        """``R[i][j]`` of ``key``: ``mse`` or one of :data:`TASK_KEYS`."""
+        return self.mse if key == "mse" else self.task[key]
+
+    def final(self, key: str = "mse") -> np.ndarray:
+        """``key`` of the final model on each test task; a single-task run's task-``j`` model on task ``j``."""
+        matrix = self.matrix(key)
+        if self.schedule == "single":
+            return np.diag(matrix).copy()
+        return matrix[-1].copy()
 
     @property
     def final_mse(self) -> np.ndarray:
         """MSE of the final model on each test task; a single-task run's task-``j`` model on task ``j``."""
-        if self.schedule == "single":
-            return np.diag(self.mse).copy()
-        return self.mse[-1].copy()
+        return self.final("mse")
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class RLMatrix:
     domains: tuple[str, ...]
     pipelines: tuple[str, ...]
     cells: tuple[dict[str, Any], ...]
+    agreement: tuple[dict[str, Any], ...] = ()
+    """Agent agreement rows (:mod:`benchmark.rl.agreement`): pipeline, test task, action error, wrong sign."""
 
 
 @dataclass
@@ -116,6 +131,7 @@ def parse_results(path: Path, data: Any) -> RunResult:
         aux_error=_matrix(data, "aux_error_matrix", len(tasks)) if "aux_error_matrix" in data else nan,
         wall_time_s=float(data["wall_time_s"]) if data.get("wall_time_s") is not None else None,
         device=data.get("device"),
+        task={k: _matrix(data, f"{k}_matrix", len(tasks)) if f"{k}_matrix" in data else nan for k in TASK_KEYS},
     )
 
 
@@ -136,6 +152,7 @@ def parse_matrix(path: Path, data: Any) -> RLMatrix:
         domains=tuple(data.get("domains") or dict.fromkeys(c["domain"] for c in cells)),
         pipelines=tuple(data.get("pipelines") or dict.fromkeys(c["pipeline"] for c in cells)),
         cells=tuple(cells),
+        agreement=tuple(r for r in data.get("agreement") or [] if isinstance(r, dict) and "pipeline" in r),
     )
 
 

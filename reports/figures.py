@@ -45,7 +45,14 @@ def save(fig: plt.Figure, out: Path, stem: str, formats: Sequence[str] = FORMATS
     return paths
 
 
-def final_mse_bars(table: pd.DataFrame, tasks: Sequence[str], out: Path, stem: str) -> list[Path]:
+def final_mse_bars(
+    table: pd.DataFrame,
+    tasks: Sequence[str],
+    out: Path,
+    stem: str,
+    ylabel: str = "final MSE (mean per pixel)",
+    title: str = "Final reconstruction error per test task",
+) -> list[Path]:
     """Grouped bars: x = test task, one bar per strategy, error bars = std over seeds."""
     columns = [f"task {j} ({name})" for j, name in enumerate(tasks)]
     strategies = list(table["strategy"])
@@ -65,8 +72,8 @@ def final_mse_bars(table: pd.DataFrame, tasks: Sequence[str], out: Path, stem: s
             capsize=2,
         )
     ax.set_xticks(x, [f"Task {j}\n{name}" for j, name in enumerate(tasks)])
-    ax.set_ylabel("final MSE (mean per pixel)")
-    ax.set_title("Final reconstruction error per test task")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8, ncol=2, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return save(fig, out, stem)

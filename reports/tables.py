@@ -48,11 +48,12 @@ def _aggregate(rows: list[dict]) -> pd.DataFrame:
     return _sorted(table)
 
 
-def final_mse_table(runs: list[RunResult]) -> pd.DataFrame:
-    """Strategy x test task final MSE (mean per pixel), mean and std over seeds, per preset."""
+def final_mse_table(runs: list[RunResult], key: str = "mse") -> pd.DataFrame:
+    """Strategy x test task final MSE (mean per pixel), or another metric ``key`` of
+    :data:`reports.collect.TASK_KEYS`, mean and std over seeds, per preset."""
     rows = []
     for run in runs:
-        final = run.final_mse
+        final = run.final(key)
         rows.append({
             "preset": run.preset, "strategy": run.strategy, "seed": run.seed,
             **dict(zip(task_columns(run.tasks), final, strict=True)), "mean": float(final.mean()),
@@ -60,20 +61,23 @@ def final_mse_table(runs: list[RunResult]) -> pd.DataFrame:
     return _aggregate(rows)
 
 
-def cl_metrics_table(runs: list[RunResult]) -> pd.DataFrame:
-    """Average final MSE, per-task forgetting, BWT and zero-shot error of each continual strategy, per preset.
+def cl_metrics_table(runs: list[RunResult], key: str = "mse", label: str = "MSE") -> pd.DataFrame:
+    """Average final error, per-task forgetting, BWT and zero-shot error of each continual strategy, per preset.
 
-    Single-task and joint runs have no sequence of experiences, so they get the average final
-    MSE only (their other cells are NaN).
+    ``key`` chooses the error matrix (the MSE, or an error of :data:`reports.collect.TASK_KEYS`
+    such as ``target_error_m``), ``label`` its name in the columns. Single-task and joint runs
+    have no sequence of experiences, so they get the average final error only (their other
+    cells are NaN).
     """
     rows = []
     for run in runs:
+        r = run.matrix(key)
         row = {"preset": run.preset, "strategy": run.strategy, "seed": run.seed,
-               "avg final MSE": float(run.final_mse.mean())}  # fmt: skip
-        if run.schedule == "continual" and run.mse.shape[0] == run.mse.shape[1] > 1:
-            row.update({f"forgetting task {j}": f for j, f in enumerate(forgetting(run.mse))})
-            row["BWT"] = backward_transfer(run.mse)
-            row["zero-shot MSE"] = zero_shot_error(run.mse)
+               f"avg final {label}": float(run.final(key).mean())}  # fmt: skip
+        if run.schedule == "continual" and r.shape[0] == r.shape[1] > 1:
+            row.update({f"forgetting task {j}": f for j, f in enumerate(forgetting(r))})
+            row["BWT"] = backward_transfer(r)
+            row[f"zero-shot {label}"] = zero_shot_error(r)
         rows.append(row)
     return _aggregate(rows)
 

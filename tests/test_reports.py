@@ -28,6 +28,8 @@ def write_run(root, strategy, r, seed=0, preset="quick", schedule="continual", w
         "strategy": strategy, "preset": preset, "seed": seed, "schedule": schedule, "tasks": TASKS,
         "device": "cpu", "wall_time_s": wall, "mse_matrix": r.tolist(), "mse_sum_matrix": (r * 12288).tolist(),
         "aux_error_matrix": (r * 10).tolist(), "final_mse": final.tolist(),
+        "target_error_m_matrix": (r / 100).tolist(), "target_error_p90_m_matrix": (r / 50).tolist(),
+        "target_missing_matrix": (r / 20).tolist(), "arm_iou_matrix": (1 - r / 20).tolist(),
     }  # fmt: skip
     (run / "results.json").write_text(json.dumps(results))
     steps = np.arange(1, 31) * 10
@@ -50,8 +52,10 @@ def write_matrix(root, preset="quick", pipelines=("oracle", "raw", "single/seed0
                           "mean_final_distance": 0.1, "mean_return": -5.0, "mean_length": 50.0})  # fmt: skip
             name = p.replace("/", "-")
             Image.fromarray(np.full((66, 264, 3), 40 * i, np.uint8)).save(out / "strips" / f"{name}__{d}__ep0.png")
+    agreement = [{"pipeline": p, "task": t, "domain": d, "images": 9, "action_error": 0.1 * t, "wrong_sign": 0.05 * t}
+                 for p in pipelines if p != "oracle" for t, d in enumerate(TASKS)]  # fmt: skip
     matrix = {"agent": "quick-r64-s0-abc", "preset": preset, "episodes": 10, "seed": 0, "domains": domains,
-              "pipelines": list(pipelines), "cells": cells}  # fmt: skip
+              "pipelines": list(pipelines), "cells": cells, "agreement": agreement}  # fmt: skip
     (out / "matrix.json").write_text(json.dumps(matrix))
     return matrix
 
@@ -149,13 +153,24 @@ def test_every_promised_file_is_written_and_opens(tmp_path):
     write_matrix(tmp_path)
     report = build_report(tmp_path, tmp_path / "out", grid=False)
     figures = tmp_path / "out" / "quick" / "figures"
-    stems = ["final_mse", "mse_after_experience", "training_curves", "success_matrix",
+    stems = ["final_mse", "final_target_error", "mse_after_experience", "training_curves", "success_matrix",
              *(f"strips_{d}" for d in ("canonical", "randomized", "noisy", "heldout"))]  # fmt: skip
     for stem in stems:
         with Image.open(figures / f"{stem}.png") as image:
             assert image.size[0] > 100 and image.size[1] > 100
         assert (figures / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
-    for table in ("final_mse.csv", "final_mse.md", "cl_metrics.csv", "cl_metrics.md", "success.csv"):
+    tables = (
+        "final_mse.csv",
+        "final_mse.md",
+        "cl_metrics.csv",
+        "cl_metrics.md",
+        "success.csv",
+        "final_target_error_m.csv",
+        "final_target_missing.md",
+        "final_arm_iou.csv",
+        "cl_metrics_target.csv",
+    )
+    for table in tables:
         assert (tmp_path / "out" / "quick" / table).is_file()
     markdown = report.markdown.read_text()
     for link in [line.split("](")[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]:

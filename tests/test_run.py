@@ -40,6 +40,11 @@ def test_every_strategy_end_to_end(argv, tmp_path, capsys, caplog):
             assert len(res[key]) == rows and all(len(r) == 3 for r in res[key])
             assert all(math.isfinite(v) and v > 0 for r in res[key] for v in r)
         assert len(res["final_mse"]) == 3
+        for key in ("target_missing_matrix", "arm_iou_matrix"):  # fractions, whatever a 1-epoch model does
+            assert len(res[key]) == rows and all(0.0 <= v <= 1.0 for r in res[key] for v in r)
+        for key in ("target_error_px_matrix", "target_error_m_matrix", "target_error_p90_m_matrix"):
+            assert len(res[key]) == rows  # NaN where no target was found at all
+            assert all(math.isnan(v) or v >= 0 for r in res[key] for v in r)
         # the sum over a 64x64x3 image is the per-pixel mean times 12288
         assert res["mse_sum_matrix"][0][0] == pytest.approx(res["mse_matrix"][0][0] * 64 * 64 * 3, rel=1e-5)
         run = tmp_path / "runs" / name / "seed0"
@@ -83,8 +88,7 @@ def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_module, "_save_step", save_then_die)
     for name in ("der", "er"):
-        with pytest.raises(KeyboardInterrupt):
-            main(["--strategy", name, *argv])
+        assert main(["--strategy", name, *argv]) == 130  # Ctrl-C (or SIGTERM): one line, exit 130
         assert not (killed_out / name / "seed0" / "results.json").exists()
     monkeypatch.setattr(train_module, "_save_step", original)
     # finetune never started: --resume starts it rather than failing
@@ -92,7 +96,8 @@ def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch):
     assert (killed_out / "finetune" / "seed0" / "results.json").is_file()
     for name in ("der", "er"):
         resumed = json.loads((killed_out / name / "seed0" / "results.json").read_text())
-        for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix", "final_mse"):
+        for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix", "final_mse", "target_missing_matrix",
+                    "arm_iou_matrix", "final_target_error_m"):  # fmt: skip
             np.testing.assert_allclose(resumed[key], reference[name][key], rtol=1e-6, err_msg=f"{name} {key}")
         metrics = (killed_out / name / "seed0" / "logs" / "metrics.csv").read_text().splitlines()
         assert sum(r.startswith("eval/exp0/mse,") for r in metrics) == 3  # no duplicated rows
@@ -232,3 +237,12 @@ def test_grad_clip_bounds_every_step_and_zero_disables_it(argv, tmp_path, caplog
 def test_grad_clip_must_not_be_negative(argv, capsys):
     assert main(["--strategy", "finetune", "--grad-clip", "-1", *argv]) == 2
     assert "grad_clip must not be negative" in capsys.readouterr().err
+
+
+def test_out_folder_that_cannot_be_created_is_one_line_and_exit_2(argv, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    argv = [*argv[:-3], "--out", str(blocker / "runs"), "--no-progress"]
+    assert main(["--strategy", "finetune", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot use") and "--out" in err[0]
