@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmark.loss import LossConfig
+from benchmark.vae import VAEConfig
 from envs.domains import get_domain
 from envs.renderer import SceneConfig
 
@@ -102,6 +104,9 @@ class TrainConfig:
     lr: float = 1e-3
     """Adam learning rate."""
     latent_size: int = 32
+    decoder_coords: bool = False
+    """CoordConv decoder: coordinate channels before each transposed convolution (see
+    :class:`benchmark.vae.VAEConfig`)."""
     alpha: float = 1.0
     """Eq. 1: weight of the reconstruction term."""
     beta: float = 10.0
@@ -110,6 +115,14 @@ class TrainConfig:
     """Eq. 1: final weight of the KL term (1.0 collapses the posterior: the model returns the mean image)."""
     kl_anneal_iterations: int = 500
     """Iterations over which the KL weight ramps up from 0."""
+    arm_weight: float = 19.0
+    """Foreground-weighted Eq. 1: extra weight of the arm's pixels of the canonical target in the
+    reconstruction term (x20 in all); 0 with ``target_weight`` 0 is the paper's plain Eq. 1
+    (see :mod:`benchmark.loss` and the README, "Task metrics")."""
+    target_weight: float = 99.0
+    """Foreground-weighted Eq. 1: extra weight of the target's pixels (x100 in all)."""
+    weight_dilation: int = 0
+    """Foreground-weighted Eq. 1: the weighted regions grown by this many pixels."""
     grad_clip: float = 100.0
     """Largest global gradient norm of one step (0: no clipping). At a task switch the first
     gradients are hundreds of times the usual (norm ~10^4 against a median of ~40 on quick) while Adam's
@@ -131,13 +144,32 @@ class TrainConfig:
         for name in ("lr", "alpha"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("beta", "gamma", "der_alpha", "der_beta", "kl_anneal_iterations", "grad_clip"):
+        for name in (
+            "beta", "gamma", "der_alpha", "der_beta", "kl_anneal_iterations", "grad_clip", "arm_weight", "target_weight",
+            "weight_dilation",
+        ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
     @property
     def total_epochs(self) -> int:
         return sum(self.epochs)
+
+    def vae_config(self, resolution: int) -> VAEConfig:
+        """The architecture this config trains, for ``resolution`` images."""
+        return VAEConfig(resolution=resolution, latent_size=self.latent_size, decoder_coords=self.decoder_coords)
+
+    def loss_config(self) -> LossConfig:
+        """The Eq. 1 weights and KL schedule of this config."""
+        return LossConfig(
+            self.alpha,
+            self.beta,
+            self.gamma,
+            self.kl_anneal_iterations,
+            self.arm_weight,
+            self.target_weight,
+            self.weight_dilation,
+        )
 
 
 PRESETS: dict[str, Preset] = {

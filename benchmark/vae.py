@@ -57,12 +57,32 @@ class VAEConfig:
     """Channels of the four encoder convolutions (mirrored by the decoder)."""
     aux_size: int = AUX_SIZE
     aux_hidden: int = 64
+    decoder_coords: bool = False
+    """Give every transposed convolution of the decoder two coordinate channels (CoordConv, Liu et
+    al. 2018): convolutions are translation-equivariant, so placing a small object at an exact
+    pixel from a latent code is hard for them without being told where each pixel is."""
 
     def __post_init__(self) -> None:
         if self.resolution % 16 or self.resolution < 16:
             raise ValueError(f"VAE resolution must be a multiple of 16, got {self.resolution}")
         if self.latent_size < 1:
             raise ValueError(f"latent_size must be positive, got {self.latent_size}")
+
+
+class AddCoords(nn.Module):
+    """Appends two channels holding each pixel's row and column, scaled to ``[-1, 1]`` (CoordConv)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        rows = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(n, 1, h, w)
+        cols = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(n, 1, h, w)
+        return torch.cat([x, rows, cols], dim=1)
+
+
+def _up(channels_in: int, channels_out: int, coords: bool) -> list[nn.Module]:
+    """One decoder stage: a stride-2 transposed convolution, with coordinate channels first if ``coords``."""
+    conv = nn.ConvTranspose2d(channels_in + 2 * coords, channels_out, 4, 2, 1)
+    return [AddCoords(), conv] if coords else [conv]
 
 
 class ConvVAE(nn.Module):
@@ -86,12 +106,13 @@ class ConvVAE(nn.Module):
         self.to_mu = nn.Linear(flat, cfg.latent_size)
         self.to_logvar = nn.Linear(flat, cfg.latent_size)
         self.from_latent = nn.Linear(cfg.latent_size, flat)
+        k = cfg.decoder_coords
         self.decoder = nn.Sequential(
             act,
-            nn.ConvTranspose2d(c[3], c[2], 4, 2, 1), act,
-            nn.ConvTranspose2d(c[2], c[1], 4, 2, 1), act,
-            nn.ConvTranspose2d(c[1], c[0], 4, 2, 1), act,
-            nn.ConvTranspose2d(c[0], 3, 4, 2, 1),
+            *_up(c[3], c[2], k), act,
+            *_up(c[2], c[1], k), act,
+            *_up(c[1], c[0], k), act,
+            *_up(c[0], 3, k),
             nn.Sigmoid(),
         )  # fmt: skip
         self.aux_head = nn.Sequential(

@@ -76,3 +76,18 @@ def test_logvar_is_bounded_so_the_kl_stays_finite():
     assert out.logvar.abs().max() <= 10.0 and out.logvar.abs().max() > 9.0  # tanh saturates to exactly 1 in fp32
     terms = vae_loss(out, x, torch.zeros(4, out.aux.shape[1]), LossConfig(1.0, 10.0, 0.01, 0), 0.01)
     assert torch.isfinite(terms.total)
+
+
+def test_coordinate_decoder_sees_where_each_pixel_is_and_round_trips(tmp_path):
+    from benchmark.vae import AddCoords
+
+    coords = AddCoords()(torch.zeros(2, 1, 4, 6))
+    assert coords.shape == (2, 3, 4, 6)
+    assert coords[0, 1, :, 0].tolist() == pytest.approx([-1, -1 / 3, 1 / 3, 1]) and coords[0, 2, 0, -1] == 1
+    model = ConvVAE(VAEConfig(resolution=32, latent_size=4, decoder_coords=True)).eval()
+    convs = [m for m in model.decoder if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [c.in_channels for c in convs] == [256 + 2, 128 + 2, 64 + 2, 32 + 2]
+    save_vae(model, tmp_path / "m.pt")
+    again = load_vae(tmp_path / "m.pt")
+    x = torch.rand(2, 3, 32, 32)
+    assert again.config.decoder_coords and torch.equal(again.reconstruct(x), model.reconstruct(x))
