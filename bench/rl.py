@@ -9,6 +9,10 @@ Prints, measured side by side in one run (each measurement twice, alternating, t
   the default size) and its ratio to the bare environment;
 - PPO training steps/s (rollouts in ``--n-envs`` environments plus updates) with the quick
   preset's hyperparameters;
+- the evaluation matrix's loop: environment steps/s of ``--matrix-envs`` randomized environments
+  in worker processes behind the VAE wrapper with the agent acting in padded batches (as
+  ``benchmark.rl matrix`` runs a cell), beside raw render frames/s times the cores (the
+  ceiling of rendering in parallel) and their ratio;
 - the default agent training's two halves: teacher-labelled frames collected per second
   (``--n-envs`` environments, the policy driving as in a DAgger round) and behaviour-cloning
   images per second (one epoch over those frames).
@@ -27,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark.device import configure_threads, resolve_device  # noqa: E402
+from benchmark.device import available_cores, configure_threads, resolve_device  # noqa: E402
 from benchmark.rl.agent import build_ppo, make_vec_env  # noqa: E402
 from benchmark.rl.config import agent_config  # noqa: E402
+from benchmark.rl.evaluate import predict  # noqa: E402
 from benchmark.rl.imitation import ImitationTrainer  # noqa: E402
 from benchmark.rl.pipelines import VAEObservation  # noqa: E402
 from benchmark.vae import ConvVAE  # noqa: E402
@@ -65,6 +70,20 @@ def env_steps(steps: int, vae: ConvVAE | None, device: torch.device) -> float:
     return rate
 
 
+def matrix_steps(steps: int, n_envs: int, vae: ConvVAE, device: torch.device) -> float:
+    """Environment steps/s of one matrix cell's loop: ``n_envs`` randomized environments, the VAE, the agent."""
+    cfg = agent_config("quick")
+    venv = VAEObservation(make_vec_env("randomized", cfg.env, n_envs, seed=0), vae, device)
+    agent = build_ppo(cfg, make_vec_env("canonical", cfg.env, 1, seed=0, processes=False), device)
+    obs = venv.reset()
+    start = time.perf_counter()
+    for _ in range(max(steps // n_envs, 1)):
+        obs, _, _, _ = venv.step(predict(agent, obs))
+    rate = max(steps // n_envs, 1) * n_envs / (time.perf_counter() - start)
+    venv.close()
+    return rate
+
+
 def ppo_steps(steps: int, n_envs: int, device: torch.device) -> float:
     cfg = replace(agent_config("quick"), n_envs=n_envs)
     venv = make_vec_env("canonical", cfg.env, n_envs, seed=0)
@@ -96,6 +115,7 @@ def main() -> None:
     parser.add_argument("--ppo-steps", type=int, default=2048, help="PPO training steps to time")
     parser.add_argument("--n-envs", type=int, default=agent_config("quick").n_envs)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--matrix-envs", default="", help="comma list of environment counts (default: cores, 8)")
     args = parser.parse_args()
     threads = configure_threads()
     device = resolve_device(args.device)
@@ -106,12 +126,19 @@ def main() -> None:
         best["raw"] = max(best["raw"], raw_rendering(args.steps))
         best["env"] = max(best["env"], env_steps(args.steps, None, device))
         best["vae"] = max(best["vae"], env_steps(args.steps, vae, device))
+    cores = available_cores()
+    counts = [int(c) for c in args.matrix_envs.split(",") if c] or sorted({cores, 8})
+    matrix = {n: max(matrix_steps(args.steps, n, vae, device) for _ in range(2)) for n in counts}
     ppo = ppo_steps(args.ppo_steps, args.n_envs, device)
     collect, fit = imitation_rates(args.ppo_steps, args.n_envs, device)
     print(f"device {device}, {threads} threads, {args.steps} steps per measurement")
     print(f"raw rendering (canonical)        {best['raw']:8.0f} renders/s")
     print(f"bare environment                 {best['env']:8.0f} steps/s   env / raw = {best['env'] / best['raw']:.2f}")
     print(f"environment + VAE wrapper        {best['vae']:8.0f} steps/s   vae / env = {best['vae'] / best['env']:.2f}")
+    ceiling = best["raw"] * cores
+    for n, rate in matrix.items():
+        print(f"matrix loop, {n:2d} envs (randomized)  {rate:8.0f} steps/s   "
+              f"vs raw x {cores} cores = {ceiling:.0f}: {rate / ceiling:.2f}")  # fmt: skip
     print(f"PPO training ({args.n_envs} envs)             {ppo:8.0f} steps/s (rollouts + updates)")
     print(f"DAgger collection ({args.n_envs} envs)        {collect:8.0f} frames/s (policy drives, teacher labels)")
     print(f"behaviour cloning                {fit:8.0f} images/s (one epoch over those frames)")

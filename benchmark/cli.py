@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from benchmark.cache import get_or_generate
@@ -108,3 +112,38 @@ def fail(message: str, code: int = 1) -> int:
     """Print a one-line error to stderr and return the exit code to use."""
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C does.
+
+    A killed job (``kill``, a scheduler's time limit) then runs the same clean-up as an
+    interrupted one: temporary folders are removed and no half-written result is left. A second
+    SIGTERM ends the process at once (the first can be lost if it lands in code that ignores
+    exceptions, such as ``fork``'s callbacks); what that leaves is removed at the next start.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_writable_folder(path: Path, what: str = "output folder") -> None:
+    """Create ``path`` if needed; raise ``OSError`` in one line if it cannot be created or written to."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{threading.get_native_id()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(f"cannot use {path} as the {what}: {exc.strerror or exc}") from None

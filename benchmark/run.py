@@ -21,15 +21,17 @@ from typing import Any
 from benchmark.cli import (
     add_data_arguments,
     add_precision_argument,
+    check_writable_folder,
     data_spec_from_args,
     fail,
     load_data,
     non_negative_int,
     setup_logging,
+    sigterm_as_interrupt,
 )
-from benchmark.config import TrainConfig, get_preset
+from benchmark.config import DataSpec, TrainConfig, get_preset
 from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
-from benchmark.fastpath import resolve_fast_path
+from benchmark.fastpath import FastPath, resolve_fast_path
 from benchmark.train import ResumeError, RunConfig, TrainingDiverged, run_strategy
 from strategies import available_strategies
 
@@ -58,6 +60,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default: {shown})")
+            continue
         group.add_argument(
             flag, type=_field_type(f.name), default=None, metavar=f.name.upper(), help=f"(default: {shown})"
         )
@@ -139,8 +144,28 @@ def main(argv: list[str] | None = None) -> int:
         spec = data_spec_from_args(args)
         if len(train_cfg.epochs) != len(spec.tasks):
             raise ValueError(f"--epochs needs one value per task ({len(spec.tasks)}), got {len(train_cfg.epochs)}")
+        if args.rl:
+            from benchmark.rl.config import agent_config
+
+            agent_config(args.preset, spec.scene.resolution)  # an agent for this preset and resolution exists
+        check_writable_folder(args.out, "runs folder (--out)")
+        if args.report is not None:
+            check_writable_folder(args.report, "report folder (--report)")
     except (KeyError, ValueError) as exc:
         return fail(str(exc).strip("'\""), 2)
+    except OSError as exc:
+        return fail(str(exc), 2)
+    with sigterm_as_interrupt():
+        try:
+            return _run(args, names, device, fast, train_cfg, spec)
+        except KeyboardInterrupt:
+            return fail("interrupted; finished experiences are kept (continue with --resume)", 130)
+
+
+def _run(
+    args: argparse.Namespace, names: list[str], device: Any, fast: FastPath, train_cfg: TrainConfig, spec: DataSpec
+) -> int:
+    """Data, training, then ``--rl`` and ``--report``: everything after the inputs were checked."""
     threads = configure_threads()
     try:
         data, directory = load_data(spec, args)
@@ -168,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("run: %s finished in %.1f s -> %s", name, results[-1]["wall_time_s"], args.out / name)
     print(f"\nfinal MSE per test task (mean per pixel), preset {args.preset}, seed {args.seed}")
     print(format_table(results))
-    code = _closed_loop(args, names, spec.scene.resolution, device) if args.rl else 0
+    code = _closed_loop(args, names, spec.scene.resolution, device, data) if args.rl else 0
     if code == 0 and args.report is not None:
         code = _report(args)
     return code
@@ -188,21 +213,30 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _closed_loop(args: argparse.Namespace, names: list[str], resolution: int, device: Any) -> int:
+def _closed_loop(args: argparse.Namespace, names: list[str], resolution: int, device: Any, data: Any) -> int:
     """``--rl``: the evaluation matrix of the VAEs just trained (see :mod:`benchmark.rl.matrix`)."""
     from benchmark.rl.agent import AgentError
-    from benchmark.rl.matrix import closed_loop, find_vaes, format_matrix
+    from benchmark.rl.matrix import closed_loop, find_vaes, format_agreement, format_matrix
 
     trained = {f"{name}/seed{args.seed}" for name in names}
     vaes = [p for p in find_vaes(args.out, args.preset) if "/".join(p.label.split("/")[:2]) in trained]
     try:
         matrix, out = closed_loop(
-            args.out, args.preset, vaes, resolution, device, progress=not args.no_progress, precision=args.precision
+            args.out,
+            args.preset,
+            vaes,
+            resolution,
+            device,
+            progress=not args.no_progress,
+            precision=args.precision,
+            data=data,
         )
     except AgentError as exc:
         return fail(str(exc), 2)
     print(f"\nagent success rate over {matrix['episodes']} episodes per cell (95% Wilson interval)")
     print(format_matrix(matrix))
+    if matrix["agreement"]:
+        print(format_agreement(matrix))
     print(f"-> {out}")
     return 0
 

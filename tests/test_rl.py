@@ -215,3 +215,104 @@ def test_build_ppo_uses_the_coordinate_cnn():
     venv = make_vec_env("canonical", SMOKE.env, 1, seed=0, processes=False)
     model = build_ppo(SMOKE, venv, "cpu")
     assert type(model.policy.features_extractor).__name__ == "CoordCNN"
+
+
+def test_matrix_is_the_same_whatever_the_worker_count(tmp_path, agent):
+    runs = tmp_path / "runs"
+    _vae_run(runs, "der")
+    pipelines = [Pipeline(RAW), *find_vaes(runs, "smoke")]
+    cells = [
+        evaluate_matrix(agent, SMOKE, pipelines, tmp_path / f"w{w}", ("noisy",), 5, strips=0, progress=False,
+                        workers=w)["cells"]
+        for w in (1, 3)
+    ]  # fmt: skip
+    assert cells[0] == cells[1]
+
+
+def test_agreement_is_zero_on_identical_images_and_not_on_a_vae(tmp_path, agent, smoke_data):
+    from benchmark.rl.agreement import agreement, compare_actions
+
+    actions = np.random.default_rng(0).uniform(-1, 1, (20, 2))
+    assert compare_actions(actions, actions) == {"images": 20, "action_error": 0.0, "wrong_sign": 0.0}
+    assert compare_actions(actions, -actions)["wrong_sign"] > 0.9
+    from benchmark.vae import load_vae
+
+    views = {"raw": None, "der/seed0": load_vae(_vae_run(tmp_path, "der"))}
+    rows = agreement(agent, views, smoke_data, ("canonical", "randomized", "noisy"), SMOKE.env.scene)
+    by = {(r["pipeline"], r["domain"]): r for r in rows}
+    assert len(rows) == 6 and by[("raw", "canonical")]["images"] > 0
+    # the canonical task's inputs are the canonical images themselves
+    assert by[("raw", "canonical")]["action_error"] == 0.0 and by[("raw", "canonical")]["wrong_sign"] == 0.0
+    assert by[("der/seed0", "canonical")]["action_error"] > 0.0  # an untrained VAE's views differ
+
+
+def test_cli_checks_the_vae_before_training_an_agent(tmp_path, capsys):
+    runs = tmp_path / "runs"  # no agent here: a check after training would train one first
+    argv = ["evaluate", "--preset", "smoke", "--runs", str(runs), "--vae", str(tmp_path / "nowhere"), "--no-progress"]
+    assert rl_main(argv) == 2
+    assert "no VAE at" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (runs / "rl").exists()
+    small = tmp_path / "small.pt"
+    save_vae(ConvVAE(VAEConfig(resolution=32)), small)
+    assert rl_main([*argv[:-2], str(small), "--no-progress"]) == 2
+    assert "32x32" in capsys.readouterr().err and not (runs / "rl").exists()
+
+
+def test_cli_matrix_needs_an_existing_runs_folder(tmp_path, capsys):
+    argv = ["matrix", "--preset", "smoke", "--runs", str(tmp_path / "missing"), "--no-progress"]
+    assert rl_main(argv) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "missing").exists()
+
+
+def test_an_interrupted_agent_training_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    from benchmark.rl import agent as agent_module
+
+    def interrupted(cfg, directory, device, progress=True):
+        (directory / "model.zip").write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(agent_module, "train_agent", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        get_or_train_agent(SMOKE, tmp_path / "rl", "cpu", progress=False)
+    assert list((tmp_path / "rl").iterdir()) == []
+
+
+def test_leftovers_of_dead_trainings_are_removed_and_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from benchmark.rl.agent import clean_leftovers
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name, pid in ((".a.dead", dead.pid), (".b.live", os.getpid()), (".c.nopid", None)):
+        (tmp_path / name).mkdir()
+        if pid is not None:
+            (tmp_path / name / "owner.pid").write_text(str(pid))
+    (tmp_path / "quick-r64-s0-abc").mkdir()  # a finished agent
+    assert sorted(p.name for p in clean_leftovers(tmp_path)) == [".a.dead", ".c.nopid"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".b.live", "quick-r64-s0-abc"]
+
+
+def test_sigterm_during_agent_training_removes_its_temporary_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    runs = tmp_path / "runs"
+    # 10^6 PPO steps after imitation: minutes of training, interrupted once PPO has started
+    command = [sys.executable, "-m", "benchmark.rl", "train", "--preset", "smoke", "--runs", str(runs),
+               "--timesteps", "1000000", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((runs / "rl").glob(".*/eval")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert proc.poll() is None, f"the training ended before it could be interrupted: {proc.communicate()[1][-2000:]}"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err.strip().splitlines()[-1]
+    assert list((runs / "rl").iterdir()) == []

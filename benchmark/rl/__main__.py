@@ -14,19 +14,39 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from benchmark.cli import add_precision_argument, fail, non_negative_int, positive_int, resolution, setup_logging
-from benchmark.config import DEFAULT_PRESET, PRESETS
+from benchmark.cache import get_or_generate
+from benchmark.cli import (
+    add_precision_argument,
+    fail,
+    non_negative_int,
+    positive_int,
+    resolution,
+    setup_logging,
+    sigterm_as_interrupt,
+)
+from benchmark.config import DEFAULT_PRESET, PRESETS, get_preset
 from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
 from benchmark.io import write_json
 from benchmark.rl.agent import AgentError, get_or_train_agent, load_agent
 from benchmark.rl.config import EVAL_EPISODES, METHODS, agent_config
 from benchmark.rl.evaluate import format_success
-from benchmark.rl.matrix import DOMAINS, EVAL_SEED, Pipeline, evaluate_matrix, find_vaes, format_matrix, slug
+from benchmark.rl.matrix import (
+    DOMAINS,
+    EVAL_SEED,
+    Pipeline,
+    evaluate_matrix,
+    find_vaes,
+    format_agreement,
+    format_matrix,
+    slug,
+)
 from benchmark.rl.pipelines import ORACLE, RAW
+from benchmark.vae import load_vae
 from envs.domains import available_domains
 
 log = logging.getLogger("ciim.rl")
@@ -77,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluation(matrix)
     matrix.add_argument("--domains", default=",".join(DOMAINS), help="comma list (default: %(default)s)")
     matrix.add_argument("--out", type=Path, default=None, help="output folder (default: <runs>/rl_eval/<preset>)")
+    matrix.add_argument(
+        "--data-dir", type=Path, default=Path("data"), help="data cache for the agent agreement (default: data)"
+    )
+    matrix.add_argument("--no-agreement", action="store_true", help="skip the agent agreement on the test sets")
     return parser
 
 
@@ -86,16 +110,34 @@ def _check_domains(names: list[str]) -> None:
         raise KeyError(f"unknown domain {', '.join(unknown) or '(none)'}; valid: {', '.join(available_domains())}")
 
 
-def _agent(args: argparse.Namespace, device: torch.device):
-    if args.agent is not None:
-        model, cfg, _ = load_agent(args.agent, device)
-        return model, cfg
-    cfg = agent_config(args.preset, args.resolution)
+def _agent(args: argparse.Namespace, device: torch.device, vaes: Sequence[Path] = ()):
+    """The agent of ``--agent`` or of the preset, after every input is checked (before any training).
+
+    ``vaes`` are VAE files or run folders the command will use: each must load and match the
+    agent's resolution, or the command stops here in one line, before the minutes an agent
+    takes to train.
+    """
+    loaded = load_agent(args.agent, device) if args.agent is not None else None
+    cfg = loaded[1] if loaded is not None else agent_config(args.preset, args.resolution)
+    for path in vaes:
+        check_vae(path, cfg.resolution)
+    if loaded is not None:
+        return loaded[0], loaded[1]
     model, _, _ = get_or_train_agent(cfg, args.runs / "rl", device, not args.no_progress)
     return model, cfg
 
 
-def _cells(args: argparse.Namespace, device: torch.device, model, cfg, pipelines, out, domains, episodes):
+def check_vae(path: Path, resolution: int) -> None:
+    """Raise ``FileNotFoundError`` or ``ValueError`` in one line if ``path`` is not a VAE for ``resolution`` images."""
+    vae = load_vae(path)
+    if vae.config.resolution != resolution:
+        raise ValueError(
+            f"{path} maps {vae.config.resolution}x{vae.config.resolution} images but the agent sees "
+            f"{resolution}x{resolution}; use a VAE trained at --resolution {resolution}"
+        )
+
+
+def _cells(args: argparse.Namespace, device: torch.device, model, cfg, pipelines, out, domains, episodes, data=None):
     """:func:`evaluate_matrix` with the command line's seed, strips, progress and precision."""
     return evaluate_matrix(
         model,
@@ -109,6 +151,7 @@ def _cells(args: argparse.Namespace, device: torch.device, model, cfg, pipelines
         args.strips,
         not args.no_progress,
         args.precision,
+        data,
     )
 
 
@@ -132,7 +175,7 @@ def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
     if args.vae is not None and args.pipeline is not None:
         raise ValueError("give either --vae or --pipeline, not both")
     pipeline = Pipeline(str(args.vae), args.vae) if args.vae is not None else Pipeline(args.pipeline or RAW)
-    model, cfg = _agent(args, device)
+    model, cfg = _agent(args, device, [args.vae] if args.vae is not None else [])
     episodes = args.episodes or EVAL_EPISODES[cfg.preset if cfg.preset in EVAL_EPISODES else DEFAULT_PRESET]
     out = args.runs / "rl_eval" / "one" / f"{slug(pipeline.label)}__{args.domain}"
     result = _cells(args, device, model, cfg, [pipeline], out, (args.domain,), episodes)
@@ -150,16 +193,24 @@ def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
 def _matrix(args: argparse.Namespace, device: torch.device) -> int:
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     _check_domains(domains)
+    if not args.runs.is_dir():
+        raise FileNotFoundError(f"runs folder {args.runs} does not exist")
     vaes = find_vaes(args.runs, args.preset)
     if not vaes:
         log.warning("rl: no trained VAE of preset %s under %s; only oracle and raw rows", args.preset, args.runs)
-    model, cfg = _agent(args, device)
+    model, cfg = _agent(args, device, [p.vae for p in vaes if p.vae is not None])
     episodes = args.episodes or EVAL_EPISODES[args.preset]
     out = args.out or args.runs / "rl_eval" / args.preset
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
-    result = _cells(args, device, model, cfg, pipelines, out, tuple(domains), episodes)
+    data = None
+    if not args.no_agreement:
+        spec = get_preset(args.preset).data_spec(resolution=cfg.resolution)
+        data, _ = get_or_generate(spec, args.data_dir, progress=not args.no_progress)
+    result = _cells(args, device, model, cfg, pipelines, out, tuple(domains), episodes, data)
     print(f"\nsuccess rate over {episodes} episodes per cell (95% Wilson interval), agent {result['agent']}")
     print(format_matrix(result))
+    if result["agreement"]:
+        print(format_agreement(result))
     print(f"-> {out}/matrix.csv, matrix.json, strips/")
     return 0
 
@@ -174,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_threads()
     command = {"train": _train, "evaluate": _evaluate, "matrix": _matrix}[args.command]
     try:
-        return command(args, device)
+        with sigterm_as_interrupt():
+            return command(args, device)
     except (KeyError, ValueError, FileNotFoundError, AgentError) as exc:
         return fail(str(exc).strip("'\""), 2)
+    except KeyboardInterrupt:
+        return fail("interrupted; temporary files removed, finished results kept", 130)
 
 
 if __name__ == "__main__":

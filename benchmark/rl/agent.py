@@ -228,6 +228,42 @@ def _complete(directory: Path) -> bool:
     return all((directory / name).is_file() for name in (MODEL, CONFIG, SUMMARY))
 
 
+_OWNER = "owner.pid"
+"""File in a training's temporary folder naming the process that trains into it."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_leftovers(root: Path) -> list[Path]:
+    """Remove temporary training folders under ``root`` whose process is gone (killed by a signal it could not catch).
+
+    A training that is interrupted (Ctrl-C, SIGTERM under :func:`benchmark.cli.sigterm_as_interrupt`)
+    removes its own folder; this catches the rest (SIGKILL, a power cut) on the next start.
+    Returns the folders removed.
+    """
+    removed = []
+    for path in root.glob(".*.*"):
+        if not path.is_dir():
+            continue
+        try:
+            pid = int((path / _OWNER).read_text())
+        except (OSError, ValueError):
+            pid = -1
+        if pid > 0 and _pid_alive(pid):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
 def get_or_train_agent(
     cfg: AgentConfig, root: Path, device: str | torch.device, progress: bool = True
 ) -> tuple[PPO, Path, dict[str, Any]]:
@@ -239,9 +275,13 @@ def get_or_train_agent(
     if not directory.exists():
         log.info("rl: training the %s agent (%s) -> %s", cfg.preset, cfg.method, directory)
         root.mkdir(parents=True, exist_ok=True)
+        for path in clean_leftovers(root):
+            log.info("rl: removed %s, left by a killed training", path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=root))
         try:
+            (tmp / _OWNER).write_text(str(os.getpid()))
             summary = train_agent(cfg, tmp, device, progress)
+            (tmp / _OWNER).unlink()
             os.replace(tmp, directory)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -13,6 +13,12 @@ which reads the joint angles and target position from the environment's ``info``
    deterministic action plus a little noise), the teacher labels the frames it visits, they
    join the data set, and the actor is trained further on all of it.
 
+The frames the actor is fitted to are augmented (:func:`augment`): a random Gaussian blur and a
+slight colour jitter of the *canonical* renders, never a task domain, so the agent is still
+trained on canonical images only. The authors' related simulator blurs its observation images
+on purpose; here the reason is measured: without it a blur of sigma 0.8 px (about what a VAE's
+reconstruction loses) took the agent from 96% to 57% canonical success.
+
 The agent never sees the privileged state: it acts on images only, like a PPO agent, and is
 saved and loaded as an SB3 ``PPO`` model, so evaluation, the VAE pipelines and the cache treat
 both the same. The critic is not trained here; ``total_timesteps`` of PPO can follow.
@@ -23,6 +29,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import kornia
 import numpy as np
 import torch
 from stable_baselines3 import PPO
@@ -34,6 +41,31 @@ from benchmark.rl.config import AgentConfig
 from envs.teacher import ScriptedReacher
 
 log = logging.getLogger("ciim.rl")
+
+
+def augment(images: torch.Tensor, blur: float, colour: float, generator: torch.Generator) -> torch.Tensor:
+    """Blur and colour-jitter canonical frames ``(N, 3, H, W)``, float valued 0-255; see the module docstring.
+
+    Each frame gets a Gaussian blur of sigma ``U(0, blur)`` pixels (frames drawn under 0.1 stay
+    sharp), a per-channel gain ``N(1, colour)`` and offset ``N(0, colour)``, and per-pixel
+    noise ``N(0, colour)``, in fractions of the range; the result is clipped to 0-255.
+    """
+    n = images.shape[0]
+    out = images
+    if blur > 0:
+        sigma = torch.rand(n, generator=generator) * blur
+        sharp = sigma < 0.1
+        if not bool(sharp.all()):
+            kernel = 2 * int(np.ceil(3 * blur)) + 1
+            sig = sigma.clamp(min=0.1).to(images.device)
+            blurred = kornia.filters.gaussian_blur2d(images, (kernel, kernel), torch.stack([sig, sig], dim=1))
+            out = torch.where(sharp.to(images.device).view(n, 1, 1, 1), images, blurred)
+    if colour > 0:
+        gain = 1 + colour * torch.randn(n, 3, 1, 1, generator=generator)
+        offset = 255 * colour * torch.randn(n, 3, 1, 1, generator=generator)
+        noise = 255 * colour * torch.randn(out.shape, generator=generator)
+        out = out * gain.to(out.device) + offset.to(out.device) + noise.to(out.device)
+    return out.clamp(0, 255)
 
 
 def actor_mean(model: PPO, images: torch.Tensor) -> torch.Tensor:
@@ -120,7 +152,10 @@ class ImitationTrainer:
             total = 0.0
             for start in range(0, len(images), self.cfg.bc_batch_size):
                 idx = order[start : start + self.cfg.bc_batch_size]
-                predicted = actor_mean(self.model, self._tensor(images[idx].numpy()))
+                batch = augment(
+                    self._tensor(images[idx].numpy()), self.cfg.augment_blur, self.cfg.augment_colour, self.generator
+                )
+                predicted = actor_mean(self.model, batch)
                 loss = nn.functional.mse_loss(predicted, actions[idx].to(self.device))
                 self.optimizer.zero_grad()
                 loss.backward()

@@ -4,7 +4,9 @@ Rows are ``oracle`` (the canonical render of the same state), ``raw`` (the domai
 VAE) and one row per trained VAE found in a runs folder; columns are domains. Every cell plays
 the same seeded episodes (see :mod:`benchmark.rl.episodes`), so cells are comparable. The matrix
 is saved as ``matrix.json`` and ``matrix.csv`` (one row per cell), with Fig. 6-like strips of
-the first episodes of each cell under ``strips/``.
+the first episodes of each cell under ``strips/``. Given the data set, the matrix also holds the
+agent agreement of ``raw`` and of every VAE on each test task (:mod:`benchmark.rl.agreement`),
+the closed-loop proxy that needs no episodes, in ``matrix.json`` and ``agreement.csv``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
+from benchmark.config import TASK_DOMAINS as DATA_TASKS
 from benchmark.device import available_cores
 from benchmark.fastpath import resolve_fast_path
+from benchmark.generate import StreamData
 from benchmark.io import atomic_path, write_json
 from benchmark.rl.agent import make_vec_env
+from benchmark.rl.agreement import agreement
 from benchmark.rl.config import AgentConfig
 from benchmark.rl.evaluate import run_episodes, save_strip
 from benchmark.rl.pipelines import ORACLE, RAW, OracleObservation, VAEObservation
@@ -99,15 +104,21 @@ def evaluate_matrix(
     strips: int = 2,
     progress: bool = True,
     precision: str = "auto",
+    data: StreamData | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate every pipeline in every domain; write ``matrix.json``, ``matrix.csv`` and strips to ``out``.
 
-    The VAEs run at ``precision`` (:mod:`benchmark.fastpath`); the agent always in fp32.
+    ``workers`` environments are stepped together (default: one per core, at most 8); every
+    figure is the same whatever their number, since episode ``k`` is seeded by ``k`` alone.
+
+    The VAEs run at ``precision`` (:mod:`benchmark.fastpath`); the agent always in fp32. With
+    ``data`` (the VAEs' data set), the agent agreement on its test sets is added.
     """
     device = torch.device(device)
     fast = resolve_fast_path(precision, device)
     vaes = {p.label: load_vae(p.vae, device, fast) for p in pipelines if p.vae is not None}  # fail before any work
-    workers = min(available_cores(), episodes, 8)
+    workers = min(workers or min(available_cores(), 8), episodes)
     cells = []
     bar = tqdm(total=len(domains) * len(pipelines), desc="rl eval", unit="cell", disable=not progress)
     for domain in domains:
@@ -123,6 +134,10 @@ def evaluate_matrix(
         finally:
             venv.close()
     bar.close()
+    rows = []
+    if data is not None:
+        views: dict[str, ConvVAE | None] = {p.label: vaes.get(p.label) for p in pipelines if p.label != ORACLE}
+        rows = agreement(model, views, data, tuple(DATA_TASKS[: data.num_tasks]), agent.env.scene)
     matrix = {
         "agent": agent.key(),
         "preset": agent.preset,
@@ -133,13 +148,31 @@ def evaluate_matrix(
         "pipelines": [p.label for p in pipelines],
         "vae_files": {p.label: str(p.vae) for p in pipelines if p.vae is not None},
         "cells": cells,
+        "agreement": rows,
     }
     write_json(out / "matrix.json", matrix)
+    if rows:
+        with atomic_path(out / "agreement.csv") as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
     with atomic_path(out / "matrix.csv") as tmp:
         table = pd.DataFrame(cells)
         table[["ci_low", "ci_high"]] = pd.DataFrame(table.pop("success_ci95").tolist(), index=table.index)
         table.to_csv(tmp, index=False)
     return matrix
+
+
+def format_agreement(matrix: dict[str, Any]) -> str:
+    """The agent agreement rows of ``matrix`` as a text table under a heading (empty when it has none)."""
+    rows = matrix.get("agreement") or []
+    if not rows:
+        return ""
+    width = max(12, *(len(r["pipeline"]) + 2 for r in rows))
+    lines = ["\nagent agreement on the test sets (action on the view vs on the canonical image)"]
+    lines += [f"{'pipeline':<{width}}{'test task':>14}{'images':>8}{'action error':>14}{'wrong sign':>12}"]
+    for r in rows:
+        lines.append(f"{r['pipeline']:<{width}}{r['domain']:>14}{r['images']:>8}{r['action_error']:>14.3f}"
+                     f"{100 * r['wrong_sign']:>11.0f}%")  # fmt: skip
+    return "\n".join(lines)
 
 
 def format_matrix(matrix: dict[str, Any]) -> str:
@@ -167,6 +200,7 @@ def closed_loop(
     episodes: int | None = None,
     progress: bool = True,
     precision: str = "auto",
+    data: StreamData | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """The whole sim2real check of ``preset``: train or reuse its agent under ``runs/rl``, then the
     matrix of ``oracle``, ``raw`` and ``vaes`` in every domain, written to ``runs/rl_eval/<preset>``."""
@@ -186,5 +220,6 @@ def closed_loop(
         device=device,
         progress=progress,
         precision=precision,
+        data=data,
     )
     return matrix, out
