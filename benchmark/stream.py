@@ -78,6 +78,6 @@ def joint_dataset(data: StreamData, seed: int = 0) -> AvalancheDataset:
     for t in range(data.num_tasks):
         share = n // data.num_tasks + (1 if t < n % data.num_tasks else 0)
         index = np.sort(rng.choice(n, size=share, replace=False))
-        arrays = data.task("train", t)
-        parts.append(task_dataset(*(a[index] for a in arrays), task_label=t))
+        inputs, targets, aux, masks = (a[index] for a in data.task("train", t))
+        parts.append(task_dataset(inputs, targets, aux, masks, task_label=t))
     return AvalancheDataset(parts)
