@@ -145,8 +145,8 @@ class TrainConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in (
-            "beta", "gamma", "der_alpha", "der_beta", "kl_anneal_iterations", "grad_clip", "arm_weight", "target_weight",
-            "weight_dilation",
+            "beta", "gamma", "der_alpha", "der_beta", "kl_anneal_iterations", "grad_clip",
+            "arm_weight", "target_weight", "weight_dilation",
         ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
