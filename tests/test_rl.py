@@ -316,3 +316,16 @@ def test_sigterm_during_agent_training_removes_its_temporary_folder(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in err.strip().splitlines()[-1]
     assert list((runs / "rl").iterdir()) == []
+
+
+def test_closing_after_an_interrupted_step_does_not_hang():
+    venv = make_vec_env("canonical", SMOKE.env, 2, seed=0, processes=True)
+    venv.reset()
+    venv.step_async(np.zeros((2, 2), dtype=np.float32))
+    venv.remotes[0].recv()  # what an interrupted step_wait leaves: one result read, the other not
+    import threading
+
+    closer = threading.Thread(target=venv.close, daemon=True)  # SB3's own close waits forever here
+    closer.start()
+    closer.join(timeout=30)
+    assert not closer.is_alive() and venv.closed and not any(p.is_alive() for p in venv.processes)

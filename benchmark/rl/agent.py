@@ -64,6 +64,30 @@ def _worker_env(
     return make
 
 
+class _SubprocVecEnv(SubprocVecEnv):
+    """SB3's ``SubprocVecEnv`` whose ``close`` does not hang after an interrupted step.
+
+    SB3's ``close`` first reads every worker's pending result when a step is in flight; after a
+    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under :func:`benchmark.cli.sigterm_as_interrupt`)
+    in the middle of ``step_wait`` some results were already read, and it waits forever for them.
+    Here an in-flight step means the loop was abandoned, so the workers are terminated instead.
+    """
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if not self.waiting:
+            super().close()
+            return
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.join()
+        for remote in self.remotes:
+            remote.close()
+        self.closed = True
+
+
 def make_vec_env(
     domain: str, config: ReachConfig, n_envs: int, seed: int, monitor: bool = False, processes: bool | None = None
 ) -> VecEnv:
@@ -77,7 +101,7 @@ def make_vec_env(
         processes = n_envs > 1 and available_cores() > 1
     if processes:
         # fork starts in milliseconds; the workers set one torch thread before any torch work
-        return SubprocVecEnv(fns, start_method="fork" if sys.platform.startswith("linux") else "spawn")
+        return _SubprocVecEnv(fns, start_method="fork" if sys.platform.startswith("linux") else "spawn")
     return DummyVecEnv(fns)
 
 

@@ -39,8 +39,8 @@ log = logging.getLogger("ciim.rl")
 DOMAINS: tuple[str, ...] = ("canonical", "randomized", "noisy", "heldout")
 MATRIX_ENVS = 8
 """Environments stepped together in a matrix cell. More than the cores on purpose: the VAE and the
-agent then map 8 frames per call instead of 2, which ``bench/rl.py`` measured at 241 environment
-steps/s against 150 with one environment per core on the 2-core machine."""
+agent then map 8 frames per call instead of 2, which ``bench/rl.py`` measured at 220 environment
+steps/s against 130 with one environment per core on the 2-core machine."""
 EVAL_SEED = 2_000_000
 """Base seed of the evaluation episodes (apart from the training and final-check seeds)."""
 
