@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -114,6 +115,20 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _default_sigterm_in_child() -> None:
+    """Forked workers (rendering pools, vectorized environments) end quietly on SIGTERM, as before."""
+    if signal.getsignal(signal.SIGTERM) is _interrupt:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+_fork_hook = False
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C does.
@@ -122,16 +137,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
     interrupted one: temporary folders are removed and no half-written result is left. A second
     SIGTERM ends the process at once (the first can be lost if it lands in code that ignores
     exceptions, such as ``fork``'s callbacks); what that leaves is removed at the next start.
+    Worker processes forked inside the block get the default handler back: pools stop their
+    workers with SIGTERM, and a worker has nothing to clean up.
     """
+    global _fork_hook
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    if not _fork_hook:
+        os.register_at_fork(after_in_child=_default_sigterm_in_child)
+        _fork_hook = True
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:

@@ -329,3 +329,18 @@ def test_closing_after_an_interrupted_step_does_not_hang():
     closer.start()
     closer.join(timeout=30)
     assert not closer.is_alive() and venv.closed and not any(p.is_alive() for p in venv.processes)
+
+
+def test_forked_workers_get_the_default_sigterm_back():
+    import os
+    import signal
+
+    from benchmark.cli import sigterm_as_interrupt
+
+    with sigterm_as_interrupt():
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if SIGTERM is back to its default
+            os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
+        _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
