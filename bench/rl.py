@@ -76,10 +76,11 @@ def matrix_steps(steps: int, n_envs: int, vae: ConvVAE, device: torch.device) ->
     venv = VAEObservation(make_vec_env("randomized", cfg.env, n_envs, seed=0), vae, device)
     agent = build_ppo(cfg, make_vec_env("canonical", cfg.env, 1, seed=0, processes=False), device)
     obs = venv.reset()
+    rounds = max(steps // n_envs, 1)
     start = time.perf_counter()
-    for _ in range(max(steps // n_envs, 1)):
+    for _ in range(rounds):
         obs, _, _, _ = venv.step(predict(agent, obs))
-    rate = max(steps // n_envs, 1) * n_envs / (time.perf_counter() - start)
+    rate = rounds * n_envs / (time.perf_counter() - start)
     venv.close()
     return rate
 

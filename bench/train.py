@@ -46,7 +46,7 @@ from strategies import get_strategy  # noqa: E402
 def bare_loop(data, cfg: RunConfig, device: torch.device, epochs: int) -> float:
     torch.manual_seed(0)
     t = cfg.train
-    model = ConvVAE(t.vae_config(64)).to(device)
+    model = ConvVAE(t.vae_config(cfg.data.scene.resolution)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr)
     loss_cfg = t.loss_config()
     inputs, targets, aux_all = data.task("train", 0)[:3]

@@ -136,15 +136,16 @@ def render_job(renderer: Renderer, spec: DataSpec, job: Job) -> JobResult:
         state = renderer.sample_state(np.random.default_rng(state_seed(spec, job.split, job.task, index)))
         appearance = domain.sample(np.random.default_rng(appearance_seed(spec, job.split, job.task, index)))
         appearances.append(appearance)
-        if targets is not None and masks is not None and appearance.look == canonical_look:
+        if targets is None or masks is None:
+            raw[k] = renderer.render_look(state, appearance.look)
+        elif appearance.look == canonical_look:  # the input is its own target: one render
             raw[k], masks[k] = renderer.render_with_mask(state, canonical_look)
             targets[k] = raw[k]
         else:
             raw[k] = renderer.render_look(state, appearance.look)
-        renders += 1
-        if targets is not None and masks is not None and appearance.look != canonical_look:
             targets[k], masks[k] = renderer.render_with_mask(state, canonical_look)
             renders += 1
+        renders += 1
         aux[k] = state.aux_vector()
     inputs = apply_effects(
         raw, domain.effects, [a.effect_params for a in appearances], [a.noise_seed for a in appearances]

@@ -135,11 +135,11 @@ def _task_section(doc: Document, runs: list[RunResult], out: Path) -> list[Path]
     doc.text("Per-pixel MSE is dominated by the floor; these measure the two things the agent acts on "
              "(`benchmark/task_metrics.py`: the canonical side from PyBullet's segmentation mask, the "
              "reconstruction side from a colour detector).")  # fmt: skip
+    tables = {key: final_mse_table(runs, key) for key in TASK_TABLES}
     for key, (title, caption) in TASK_TABLES.items():
-        table = final_mse_table(runs, key)
-        written += _write_table(table, out, f"final_{key}")
-        doc.table(display(table, 4), f"{title[0].upper()}{title[1:]}: {caption}")
-    bars = figures.final_mse_bars(final_mse_table(runs, "target_error_m"), runs[0].tasks, out / "figures",
+        written += _write_table(tables[key], out, f"final_{key}")
+        doc.table(display(tables[key], 4), f"{title[0].upper()}{title[1:]}: {caption}")
+    bars = figures.final_mse_bars(tables["target_error_m"], runs[0].tasks, out / "figures",
                                   "final_target_error", "median target error (m)",
                                   "Where the target lands: final median target error per test task")  # fmt: skip
     written += bars

@@ -30,13 +30,6 @@ SIGN_DEADBAND = 0.05
 """Canonical actions smaller than this on a joint do not count for ``wrong_sign``."""
 
 
-def actions(model: BaseAlgorithm, images: np.ndarray) -> np.ndarray:
-    """Deterministic actions ``(N, 2)`` of ``model`` on uint8 images ``(N, H, W, 3)``, as in the closed loop."""
-    if len(images) == 0:
-        return np.empty((0, 2), dtype=np.float32)
-    return predict(model, images)
-
-
 def compare_actions(seen: np.ndarray, canonical: np.ndarray) -> dict[str, float]:
     """``action_error`` and ``wrong_sign`` (module docstring) of actions ``seen`` vs actions on canonical images."""
     if len(seen) == 0:
@@ -66,13 +59,13 @@ def agreement(
     """
     keep = in_agent_scene(data.test_aux, scene)
     canonical = data.test_targets[keep]
-    reference = actions(model, canonical)
+    reference = predict(model, canonical)  # as in the closed loop
     rows = []
     for label, vae in vaes.items():
         for t, task in enumerate(tasks):
             inputs = data.test_inputs[t][keep]
             seen = inputs if vae is None else vae.map_images(inputs)
             rows.append(
-                {"pipeline": label, "task": t, "domain": task, **compare_actions(actions(model, seen), reference)}
+                {"pipeline": label, "task": t, "domain": task, **compare_actions(predict(model, seen), reference)}
             )
     return rows

@@ -99,6 +99,8 @@ not depend on how many environments step together (measured: batches of 1 and 3 
 def predict(model: BaseAlgorithm, obs: np.ndarray, batch: int = INFERENCE_BATCH) -> np.ndarray:
     """``model``'s deterministic actions on ``obs`` ``(N, ...)``, computed in padded batches of ``batch``."""
     n = len(obs)
+    if n == 0:
+        return np.empty((0, *(model.action_space.shape or ())), dtype=np.float32)
     padded = np.concatenate([obs, np.zeros((-n % batch, *obs.shape[1:]), dtype=obs.dtype)])
     out = [model.predict(padded[i : i + batch], deterministic=True)[0] for i in range(0, len(padded), batch)]
     return np.concatenate(out)[:n]
