@@ -25,8 +25,8 @@ warnings.filterwarnings("ignore", message="no QP solver found")
 import numpy as np  # noqa: E402
 import pybullet  # noqa: E402
 
-from benchmark.config import get_preset  # noqa: E402
-from benchmark.generate import generate  # noqa: E402
+from benchmark.data.generate import generate  # noqa: E402
+from benchmark.presets import get_preset  # noqa: E402
 from envs import Renderer, get_domain  # noqa: E402
 
 

@@ -31,13 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark.device import available_cores, configure_threads, resolve_device  # noqa: E402
+from benchmark.common.device import available_cores, configure_threads, resolve_device  # noqa: E402
+from benchmark.mapping.vae import ConvVAE  # noqa: E402
 from benchmark.rl.agent import build_ppo, make_vec_env  # noqa: E402
 from benchmark.rl.config import agent_config  # noqa: E402
 from benchmark.rl.evaluate import predict  # noqa: E402
 from benchmark.rl.imitation import ImitationTrainer  # noqa: E402
 from benchmark.rl.pipelines import VAEObservation  # noqa: E402
-from benchmark.vae import ConvVAE  # noqa: E402
 from envs.domains import get_domain  # noqa: E402
 from envs.renderer import Renderer  # noqa: E402
 

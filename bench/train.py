@@ -32,14 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import benchmark  # noqa: E402, F401  (silences Avalanche's import warning)
-from benchmark.cache import get_or_generate  # noqa: E402
-from benchmark.config import get_preset  # noqa: E402
-from benchmark.device import configure_threads, resolve_device  # noqa: E402
-from benchmark.fastpath import FastPath, resolve_fast_path  # noqa: E402
-from benchmark.loss import kl_weight, vae_loss  # noqa: E402
-from benchmark.stream import build_benchmark  # noqa: E402
-from benchmark.train import RunConfig, Session  # noqa: E402
-from benchmark.vae import ConvVAE  # noqa: E402
+from benchmark.common.device import configure_threads, resolve_device  # noqa: E402
+from benchmark.continual.config import RunConfig  # noqa: E402
+from benchmark.continual.session import Session  # noqa: E402
+from benchmark.data.cache import get_or_generate  # noqa: E402
+from benchmark.data.stream import build_benchmark  # noqa: E402
+from benchmark.mapping.fastpath import FastPath, resolve_fast_path  # noqa: E402
+from benchmark.mapping.loss import kl_weight, vae_loss  # noqa: E402
+from benchmark.mapping.vae import ConvVAE  # noqa: E402
+from benchmark.presets import get_preset  # noqa: E402
 from strategies import get_strategy  # noqa: E402
 
 

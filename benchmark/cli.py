@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmark.cache import get_or_generate
-from benchmark.config import DEFAULT_PRESET, PRESETS, DataSpec, get_preset
-from benchmark.fastpath import PRECISIONS
-from benchmark.generate import StreamData
+from benchmark.data.cache import get_or_generate
+from benchmark.data.generate import StreamData
+from benchmark.data.spec import DataSpec
+from benchmark.mapping.fastpath import PRECISIONS
+from benchmark.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 
 def _int_at_least(text: str, minimum: int) -> int:
@@ -47,7 +48,7 @@ def resolution(text: str) -> int:
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    """``--precision``, shared by every command that runs a VAE (see :mod:`benchmark.fastpath`)."""
+    """``--precision``, shared by every command that runs a VAE (see :mod:`benchmark.mapping.fastpath`)."""
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,

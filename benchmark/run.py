@@ -4,7 +4,7 @@
     python -m benchmark.run --strategy all --preset quick --seed 0
     python -m benchmark.run --strategy finetune,er --epochs 5,2,2 --batch-size 64
 
-Every run writes ``<out>/<strategy>/seed<N>/`` (see :mod:`benchmark.train`). Exit codes:
+Every run writes ``<out>/<strategy>/seed<N>/`` (see :mod:`benchmark.continual.runner`). Exit codes:
 0 success, 1 failure (e.g. a diverged loss), 2 usage error.
 """
 
@@ -29,10 +29,13 @@ from benchmark.cli import (
     setup_logging,
     sigterm_as_interrupt,
 )
-from benchmark.config import DataSpec, TrainConfig, get_preset
-from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
-from benchmark.fastpath import FastPath, resolve_fast_path
-from benchmark.train import ResumeError, RunConfig, TrainingDiverged, run_strategy
+from benchmark.common.device import DEVICE_CHOICES, configure_threads, resolve_device
+from benchmark.continual.config import RunConfig, TrainConfig
+from benchmark.continual.plugins import TrainingDiverged
+from benchmark.continual.runner import ResumeError, run_strategy
+from benchmark.data.spec import DataSpec
+from benchmark.mapping.fastpath import FastPath, resolve_fast_path
+from benchmark.presets import get_preset
 from strategies import available_strategies
 
 log = logging.getLogger("ciim.run")

@@ -23,10 +23,10 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from benchmark.cli import add_precision_argument, fail, positive_int, setup_logging
-from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
-from benchmark.fastpath import resolve_fast_path
-from benchmark.io import atomic_path, write_json
-from benchmark.vae import ConvVAE, load_vae
+from benchmark.common.device import DEVICE_CHOICES, configure_threads, resolve_device
+from benchmark.common.io import atomic_path, write_json
+from benchmark.mapping.fastpath import resolve_fast_path
+from benchmark.mapping.vae import ConvVAE, load_vae
 
 log = logging.getLogger("ciim.translate")
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}

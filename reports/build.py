@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.io import atomic_path
+from benchmark.common.io import atomic_path
 from benchmark.rl.matrix import strip_name
 from reports import figures
 from reports.claims import check_claims
@@ -125,7 +125,7 @@ TASK_TABLES = {
                        "reconstruction (no pixel red enough)."),
     "arm_iou": ("arm IoU", "Mean IoU of the arm segmented in the reconstruction with the canonical arm (1 = exact)."),
 }  # fmt: skip
-"""Task-level tables of the report (:mod:`benchmark.task_metrics`): key -> (title, caption)."""
+"""Task-level tables of the report (:mod:`benchmark.mapping.task_metrics`): key -> (title, caption)."""
 
 
 def _task_section(doc: Document, runs: list[RunResult], out: Path) -> list[Path]:
@@ -133,7 +133,7 @@ def _task_section(doc: Document, runs: list[RunResult], out: Path) -> list[Path]
     written: list[Path] = []
     doc.heading("Task-level errors: what the agent needs", 3)
     doc.text("Per-pixel MSE is dominated by the floor; these measure the two things the agent acts on "
-             "(`benchmark/task_metrics.py`: the canonical side from PyBullet's segmentation mask, the "
+             "(`benchmark/mapping/task_metrics.py`: the canonical side from PyBullet's segmentation mask, the "
              "reconstruction side from a colour detector).")  # fmt: skip
     tables = {key: final_mse_table(runs, key) for key in TASK_TABLES}
     for key, (title, caption) in TASK_TABLES.items():

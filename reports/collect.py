@@ -17,7 +17,7 @@ import numpy as np
 
 RESULTS, MATRIX = "results.json", "matrix.json"
 TASK_KEYS = ("target_error_m", "target_error_p90_m", "target_missing", "arm_iou")
-"""Task-level matrices of ``results.json`` (see :mod:`benchmark.task_metrics`) the reports show beside the MSE."""
+"""Task-level matrices of ``results.json`` (:mod:`benchmark.mapping.task_metrics`), shown beside the MSE."""
 
 
 @dataclass(frozen=True)

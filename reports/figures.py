@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmark.io import atomic_path  # noqa: E402
+from benchmark.common.io import atomic_path  # noqa: E402
 from reports.collect import RLMatrix, RunResult  # noqa: E402
 from reports.tables import strategy_key  # noqa: E402
 

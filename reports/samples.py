@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.cache import get_or_generate
-from benchmark.config import DataSpec
-from benchmark.vae import load_vae
+from benchmark.data.cache import get_or_generate
+from benchmark.data.spec import DataSpec
+from benchmark.mapping.vae import load_vae
 from reports.collect import RunResult
 from reports.tables import strategy_key
 

@@ -29,8 +29,8 @@ from avalanche.training import Naive
 from avalanche.training.templates import SupervisedTemplate
 from torch.utils.data import DataLoader
 
-from benchmark.loss import VAELoss, vae_loss
-from benchmark.vae import ConvVAE
+from benchmark.mapping.loss import VAELoss, vae_loss
+from benchmark.mapping.vae import ConvVAE
 from strategies.registry import StrategyContext, register_strategy
 
 

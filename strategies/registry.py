@@ -27,9 +27,9 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 
-from benchmark.config import TrainConfig
-from benchmark.loss import VAELoss
-from benchmark.vae import ConvVAE
+from benchmark.continual.config import TrainConfig
+from benchmark.mapping.loss import VAELoss
+from benchmark.mapping.vae import ConvVAE
 
 Schedule = Literal["continual", "single", "joint"]
 SCHEDULES: tuple[str, ...] = ("continual", "single", "joint")

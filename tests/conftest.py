@@ -8,8 +8,8 @@ import pytest
 
 warnings.filterwarnings("ignore", message="no QP solver found")
 
-from benchmark.cache import get_or_generate  # noqa: E402
-from benchmark.config import get_preset  # noqa: E402
+from benchmark.data.cache import get_or_generate  # noqa: E402
+from benchmark.presets import get_preset  # noqa: E402
 
 
 @pytest.fixture(scope="session")

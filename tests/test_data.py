@@ -9,10 +9,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from benchmark import cache
-from benchmark.cache import get_or_generate, spec_key
-from benchmark.data import main as data_main
-from benchmark.generate import expected_shapes, generate
+from benchmark.data import cache
+from benchmark.data.__main__ import main as data_main
+from benchmark.data.cache import get_or_generate, spec_key
+from benchmark.data.generate import expected_shapes, generate
 
 
 def test_shapes_and_dtypes(smoke_data, smoke_spec):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.vae import ConvVAE, VAEConfig
+from benchmark.mapping.vae import ConvVAE, VAEConfig
 from strategies.der import DERBuffer, distillation
 
 

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from benchmark.fastpath import FastPath, apply_fast_path, bf16_support, resolve_fast_path
-from benchmark.loss import LossConfig, vae_loss
+from benchmark.mapping.fastpath import FastPath, apply_fast_path, bf16_support, resolve_fast_path
+from benchmark.mapping.loss import LossConfig, vae_loss
+from benchmark.mapping.vae import ConvVAE
 from benchmark.run import main
-from benchmark.vae import ConvVAE
 
 CPU = torch.device("cpu")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.loss import LossConfig, VAELoss, kl_weight, vae_loss
-from benchmark.vae import VAEOutput
+from benchmark.mapping.loss import LossConfig, VAELoss, kl_weight, vae_loss
+from benchmark.mapping.vae import VAEOutput
 
 
 def test_eq1_terms_by_hand():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from avalanche.benchmarks.utils.data_loader import ReplayDataLoader
 
-from benchmark.stream import build_benchmark
+from benchmark.data.stream import build_benchmark
 from strategies.er import SeededExperienceBalancedBuffer
 
 

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from benchmark.io import write_json
+from benchmark.common.io import write_json
+from benchmark.mapping.vae import ConvVAE, VAEConfig, save_vae
 from benchmark.rl.__main__ import main as rl_main
 from benchmark.rl.agent import AgentError, build_ppo, get_or_train_agent, load_agent, make_vec_env
 from benchmark.rl.config import AgentConfig, agent_config
@@ -19,7 +20,6 @@ from benchmark.rl.episodes import SeededEpisodes
 from benchmark.rl.evaluate import run_episodes, wilson_interval
 from benchmark.rl.matrix import DOMAINS, Pipeline, evaluate_matrix, find_vaes
 from benchmark.rl.pipelines import ORACLE, RAW, OracleObservation, VAEObservation
-from benchmark.vae import ConvVAE, VAEConfig, save_vae
 from envs.reach_env import ReachEnv
 
 SMOKE = agent_config("smoke")
@@ -109,7 +109,7 @@ def test_same_episode_id_same_start_whatever_came_before():
 
 def test_vae_wrapper_matches_the_agents_observation_space(tmp_path, agent):
     run = _vae_run(tmp_path)
-    from benchmark.vae import load_vae
+    from benchmark.mapping.vae import load_vae
 
     vae = load_vae(run)
     venv = make_vec_env("randomized", SMOKE.env, 2, seed=3, processes=False)
@@ -235,7 +235,7 @@ def test_agreement_is_zero_on_identical_images_and_not_on_a_vae(tmp_path, agent,
     actions = np.random.default_rng(0).uniform(-1, 1, (20, 2))
     assert compare_actions(actions, actions) == {"images": 20, "action_error": 0.0, "wrong_sign": 0.0}
     assert compare_actions(actions, -actions)["wrong_sign"] > 0.9
-    from benchmark.vae import load_vae
+    from benchmark.mapping.vae import load_vae
 
     views = {"raw": None, "der/seed0": load_vae(_vae_run(tmp_path, "der"))}
     rows = agreement(agent, views, smoke_data, ("canonical", "randomized", "noisy"), SMOKE.env.scene)

@@ -12,9 +12,9 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 
-from benchmark import train as train_module
+from benchmark.continual import runner as train_module
+from benchmark.mapping.vae import load_vae
 from benchmark.run import main
-from benchmark.vae import load_vae
 from strategies import available_strategies, register_strategy, unregister_strategy
 
 

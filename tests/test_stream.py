@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from avalanche.benchmarks.utils import AvalancheDataset
 
-from benchmark.stream import build_benchmark, joint_dataset
+from benchmark.data.stream import build_benchmark, joint_dataset
 
 
 def test_streams_length_task_labels_and_samples(smoke_data):
@@ -19,7 +19,7 @@ def test_streams_length_task_labels_and_samples(smoke_data):
             assert exp.current_experience == t and exp.task_label == t and exp.task_labels == [t]
             assert isinstance(exp.dataset, AvalancheDataset) and len(exp.dataset) == size
             x, y, aux, mask, label = exp.dataset[3]
-            # uint8 samples: the minibatch becomes float on the device (benchmark.fastpath.FloatBatches)
+            # uint8 samples: the minibatch becomes float on the device (benchmark.mapping.fastpath.FloatBatches)
             assert x.shape == y.shape == (3, 64, 64) and x.dtype == y.dtype == torch.uint8
             assert aux.shape == (5,) and label == t
             assert mask.shape == (64, 64) and mask.dtype == torch.uint8

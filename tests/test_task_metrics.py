@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.loss import LossConfig, vae_loss
-from benchmark.task_metrics import arm_iou, detect_targets, mask_centroids, metres_per_pixel, task_errors
-from benchmark.vae import VAEOutput
+from benchmark.mapping.loss import LossConfig, vae_loss
+from benchmark.mapping.task_metrics import arm_iou, detect_targets, mask_centroids, metres_per_pixel, task_errors
+from benchmark.mapping.vae import VAEOutput
 from envs.domains import get_domain
 from envs.renderer import MASK_ARM, MASK_FLOOR, MASK_TARGET, Renderer, SceneConfig, SceneState
 
@@ -144,7 +144,7 @@ def test_weighted_term_equals_plain_eq1_when_its_weights_are_zero():
 
 
 def test_dilation_weights_a_band_of_floor_around_the_objects():
-    from benchmark.loss import pixel_weights
+    from benchmark.mapping.loss import pixel_weights
 
     mask = torch.zeros(1, 9, 9, dtype=torch.uint8)
     mask[0, 4, 4] = MASK_TARGET

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmark.mapping.vae import ConvVAE, VAEConfig, load_vae, save_vae
 from benchmark.translate import fit, main
-from benchmark.vae import ConvVAE, VAEConfig, load_vae, save_vae
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.vae import ConvVAE, VAEConfig, VAEOutput, load_vae, save_vae
+from benchmark.mapping.vae import ConvVAE, VAEConfig, VAEOutput, load_vae, save_vae
 
 
 @pytest.mark.parametrize("resolution", [32, 64])
@@ -65,7 +65,7 @@ def test_save_load_round_trip_and_errors(tmp_path):
 
 def test_logvar_is_bounded_so_the_kl_stays_finite():
     """A fine-tuning step on a new domain once drove logvar past 88 and the loss to inf."""
-    from benchmark.loss import LossConfig, vae_loss
+    from benchmark.mapping.loss import LossConfig, vae_loss
 
     torch.manual_seed(0)
     model = ConvVAE()
@@ -79,7 +79,7 @@ def test_logvar_is_bounded_so_the_kl_stays_finite():
 
 
 def test_coordinate_decoder_sees_where_each_pixel_is_and_round_trips(tmp_path):
-    from benchmark.vae import AddCoords
+    from benchmark.mapping.vae import AddCoords
 
     coords = AddCoords()(torch.zeros(2, 1, 4, 6))
     assert coords.shape == (2, 3, 4, 6)

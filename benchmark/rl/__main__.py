@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from benchmark.cache import get_or_generate
 from benchmark.cli import (
     add_precision_argument,
     fail,
@@ -29,9 +28,11 @@ from benchmark.cli import (
     setup_logging,
     sigterm_as_interrupt,
 )
-from benchmark.config import DEFAULT_PRESET, PRESETS, get_preset
-from benchmark.device import DEVICE_CHOICES, configure_threads, resolve_device
-from benchmark.io import write_json
+from benchmark.common.device import DEVICE_CHOICES, configure_threads, resolve_device
+from benchmark.common.io import write_json
+from benchmark.data.cache import get_or_generate
+from benchmark.mapping.vae import load_vae
+from benchmark.presets import DEFAULT_PRESET, PRESETS, get_preset
 from benchmark.rl.agent import AgentError, get_or_train_agent, load_agent
 from benchmark.rl.config import EVAL_EPISODES, METHODS, agent_config
 from benchmark.rl.evaluate import format_success
@@ -46,7 +47,6 @@ from benchmark.rl.matrix import (
     slug,
 )
 from benchmark.rl.pipelines import ORACLE, RAW
-from benchmark.vae import load_vae
 from envs.domains import available_domains
 
 log = logging.getLogger("ciim.rl")

@@ -32,8 +32,8 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecTransposeImage
 from tqdm.auto import tqdm
 
-from benchmark.device import available_cores
-from benchmark.io import write_json
+from benchmark.common.device import available_cores
+from benchmark.common.io import write_json
 from benchmark.rl.config import AgentConfig
 from benchmark.rl.episodes import SeededEpisodes
 from benchmark.rl.imitation import ImitationTrainer

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from benchmark.generate import StreamData
+from benchmark.data.generate import StreamData
+from benchmark.mapping.vae import ConvVAE
 from benchmark.rl.evaluate import predict
-from benchmark.vae import ConvVAE
 from envs.renderer import SceneConfig
 
 SIGN_DEADBAND = 0.05

@@ -19,7 +19,7 @@ from PIL import Image
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from benchmark.io import atomic_path
+from benchmark.common.io import atomic_path
 from benchmark.rl.pipelines import PipelineWrapper
 
 

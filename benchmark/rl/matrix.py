@@ -24,16 +24,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm.auto import tqdm
 
-from benchmark.config import TASK_DOMAINS as DATA_TASKS
-from benchmark.fastpath import resolve_fast_path
-from benchmark.generate import StreamData
-from benchmark.io import atomic_path, write_json
+from benchmark.common.io import atomic_path, write_json
+from benchmark.data.generate import StreamData
+from benchmark.data.spec import TASK_DOMAINS as DATA_TASKS
+from benchmark.mapping.fastpath import resolve_fast_path
+from benchmark.mapping.vae import ConvVAE, load_vae
 from benchmark.rl.agent import make_vec_env
 from benchmark.rl.agreement import agreement
 from benchmark.rl.config import AgentConfig
 from benchmark.rl.evaluate import run_episodes, save_strip
 from benchmark.rl.pipelines import ORACLE, RAW, OracleObservation, VAEObservation
-from benchmark.vae import ConvVAE, load_vae
 
 log = logging.getLogger("ciim.rl")
 DOMAINS: tuple[str, ...] = ("canonical", "randomized", "noisy", "heldout")
@@ -116,7 +116,7 @@ def evaluate_matrix(
     :data:`MATRIX_ENVS`); every figure is the same whatever their number, since episode ``k``
     is seeded by ``k`` alone and the agent acts in padded batches.
 
-    The VAEs run at ``precision`` (:mod:`benchmark.fastpath`); the agent always in fp32. With
+    The VAEs run at ``precision`` (:mod:`benchmark.mapping.fastpath`); the agent always in fp32. With
     ``data`` (the VAEs' data set), the agent agreement on its test sets is added.
     """
     device = torch.device(device)

@@ -18,7 +18,7 @@ import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from benchmark.vae import ConvVAE
+from benchmark.mapping.vae import ConvVAE
 
 RAW, ORACLE = "raw", "oracle"
 
@@ -57,7 +57,7 @@ class VAEObservation(PipelineWrapper):
 
     Args:
         venv: environments whose observations are ``(N, H, W, 3)`` uint8 images.
-        vae: a trained :class:`~benchmark.vae.ConvVAE` of the same resolution.
+        vae: a trained :class:`~benchmark.mapping.vae.ConvVAE` of the same resolution.
         device: where the VAE runs; it is moved there.
 
     Raises ``ValueError`` when the VAE's resolution is not the environment's.

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmark.config import DataSpec
-from benchmark.generate import generate
+from benchmark.data.generate import generate
+from benchmark.data.spec import DataSpec
 from benchmark.rl.config import AgentConfig
 
 log = logging.getLogger("ciim.rl")

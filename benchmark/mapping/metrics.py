@@ -4,7 +4,7 @@
   canonical target as a mean per pixel (``eval/exp{k}/mse``) and as the paper's per-image sum
   over every pixel (``eval/exp{k}/mse_sum``), and the auxiliary error: the mean Euclidean
   distance in metres between predicted and true target positions (``eval/exp{k}/aux_error``);
-  and what the agent needs of the reconstruction (:mod:`benchmark.task_metrics`): where the
+  and what the agent needs of the reconstruction (:mod:`benchmark.mapping.task_metrics`): where the
   target lands, as the median and 90th percentile of its distance from the truth in pixels
   and metres over the images whose target was found (``target_error_px``, ``target_error_m``,
   ``target_error_p90_px``, ``target_error_p90_m``), the fraction of images whose visible
@@ -25,9 +25,9 @@ import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
-from benchmark.fastpath import to_float_images
-from benchmark.loss import VAELoss
-from benchmark.task_metrics import task_errors
+from benchmark.mapping.fastpath import to_float_images
+from benchmark.mapping.loss import VAELoss
+from benchmark.mapping.task_metrics import task_errors
 from envs.renderer import SceneConfig
 
 EVAL_KEYS = (

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.io import atomic_path
+from benchmark.common.io import atomic_path
 
 
 def rng_state() -> dict[str, Any]:

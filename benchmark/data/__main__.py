@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{spec.n_train} train / {spec.n_test} test images each, {spec.scene.resolution}x{spec.scene.resolution}"
     )
     if args.preview:
-        from benchmark.preview import save_preview
+        from benchmark.data.preview import save_preview
 
         try:
             save_preview(data, spec.tasks, args.preview, samples=args.preview_samples)

@@ -9,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmark.generate import StreamData  # noqa: E402
-from benchmark.io import atomic_path  # noqa: E402
+from benchmark.common.io import atomic_path  # noqa: E402
+from benchmark.data.generate import StreamData  # noqa: E402
 
 
 def save_preview(

@@ -6,7 +6,7 @@
 ours (2 cores, Xeon with AVX512-BF16, no AMX) bf16 training of this VAE ran at 0.75-0.79x of
 fp32, autocast or pure bf16 weights alike (``bench/train.py``; the README, "Speed").
 Autocast covers only the model's convolutions and linear layers:
-:class:`~benchmark.vae.ConvVAE` returns its outputs as fp32, so the loss, its KL term and
+:class:`~benchmark.mapping.vae.ConvVAE` returns its outputs as fp32, so the loss, its KL term and
 every metric are computed in fp32. Weights and optimizer state stay fp32 (bf16
 has fp32's exponent range, so no loss scaling is needed).
 
@@ -86,7 +86,7 @@ def resolve_fast_path(
 
 
 def apply_fast_path(model: Any, fast: FastPath) -> Any:
-    """Set ``fast`` on a :class:`~benchmark.vae.ConvVAE` (in place) and return it."""
+    """Set ``fast`` on a :class:`~benchmark.mapping.vae.ConvVAE` (in place) and return it."""
     model.autocast_dtype = fast.autocast_dtype
     model.channels_last = fast.channels_last
     if fast.channels_last:

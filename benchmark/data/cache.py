@@ -1,7 +1,7 @@
 """On-disk cache of generated data sets, keyed by the full generation spec.
 
 Layout: ``<root>/<key>/`` holds one ``.npy`` file per array of
-:class:`~benchmark.generate.StreamData` and a ``manifest.json`` (spec, counts, shapes,
+:class:`~benchmark.data.generate.StreamData` and a ``manifest.json`` (spec, counts, shapes,
 SHA-256 of every array, generation time). The key is a hash of the spec and of
 :data:`GENERATOR_VERSION`, so a changed spec or generator never reuses an old cache.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.config import DataSpec
-from benchmark.generate import StreamData, expected_shapes, generate
+from benchmark.data.generate import StreamData, expected_shapes, generate
+from benchmark.data.spec import DataSpec
 
 GENERATOR_VERSION = 2
 """Bump when the generator's output changes for the same spec (2: segmentation masks of the targets)."""

@@ -4,7 +4,7 @@ Built with Avalanche's own API (``benchmark_from_datasets`` then ``with_task_lab
 experience's dataset is an ``AvalancheDataset`` whose samples are
 ``(input, canonical_target, aux, mask, task_label)``: the images as uint8 tensors ``(3, H, W)``
 (turned into float in ``[0, 1]`` a whole minibatch at a time, on the device, by
-:class:`benchmark.fastpath.FloatBatches` or by the model itself), ``aux`` a float vector
+:class:`benchmark.mapping.fastpath.FloatBatches` or by the model itself), ``aux`` a float vector
 (target x, y, z, joint 0, joint 1). Avalanche's supervised templates read ``mbatch[0]`` as
 the input, ``mbatch[1]`` as the target and ``mbatch[-1]`` as the task label, so the canonical
 target travels where a class label would, the auxiliary vector is ``mbatch[2]`` and the
@@ -23,7 +23,7 @@ from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.benchmarks.utils.data_attribute import TaskLabels
 from torch.utils.data import Dataset
 
-from benchmark.generate import StreamData
+from benchmark.data.generate import StreamData
 
 
 class ImageMappingDataset(Dataset):

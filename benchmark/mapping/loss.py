@@ -36,8 +36,8 @@ from typing import Any, NamedTuple
 import torch
 from avalanche.core import SupervisedPlugin
 
-from benchmark.fastpath import to_float_images
-from benchmark.vae import VAEOutput
+from benchmark.mapping.fastpath import to_float_images
+from benchmark.mapping.vae import VAEOutput
 from envs.renderer import MASK_ARM, MASK_TARGET
 
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.fastpath import FastPath, apply_fast_path, to_float_images
-from benchmark.io import atomic_path
+from benchmark.common.io import atomic_path
+from benchmark.mapping.fastpath import FastPath, apply_fast_path, to_float_images
 from envs.renderer import AUX_SIZE
 
 MODEL_FORMAT = 1
@@ -120,7 +120,7 @@ class ConvVAE(nn.Module):
         )
         self.autocast_dtype: torch.dtype | None = None
         """Low precision of the forward passes (``torch.bfloat16``) or None for fp32; set by
-        :func:`benchmark.fastpath.apply_fast_path`. Not part of the saved model."""
+        :func:`benchmark.mapping.fastpath.apply_fast_path`. Not part of the saved model."""
         self.channels_last = False
         """Feed inputs as NHWC (set together with the weights' memory format)."""
 
@@ -207,11 +207,11 @@ def save_vae(model: ConvVAE, path: str | os.PathLike[str], extra: dict[str, Any]
 def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu", fast: FastPath | None = None) -> ConvVAE:
     """Load a trained VAE, in eval mode, from a ``model.pt`` or from the run folder that holds it.
 
-    ``fast`` sets its precision and memory format (:mod:`benchmark.fastpath`); default fp32.
+    ``fast`` sets its precision and memory format (:mod:`benchmark.mapping.fastpath`); default fp32.
 
     Example::
 
-        from benchmark.vae import load_vae
+        from benchmark.mapping.vae import load_vae
         vae = load_vae("runs/der/seed0")
         canonical = vae.reconstruct(images)  # images: (N, 3, 64, 64) float in [0, 1]
 

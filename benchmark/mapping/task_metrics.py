@@ -26,7 +26,7 @@ canonical image's segmentation mask (``envs.renderer.MASK_*``, rendered with it 
   floor pixels, so the measure holds for any canonical floor.
 
 Everything here works on batches of tensors and returns per-image values; the Avalanche metric
-(:class:`benchmark.metrics.MappingMetrics`) aggregates them.
+(:class:`benchmark.mapping.metrics.MappingMetrics`) aggregates them.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 import torch
 
-from benchmark.fastpath import to_float_images
+from benchmark.mapping.fastpath import to_float_images
 from envs.renderer import MASK_ARM, MASK_FLOOR, MASK_TARGET, SceneConfig
 
 REDNESS_THRESHOLD = 0.2

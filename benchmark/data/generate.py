@@ -25,8 +25,8 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from benchmark.config import DataSpec
-from benchmark.device import available_cores
+from benchmark.common.device import available_cores
+from benchmark.data.spec import DataSpec
 from envs.domains import get_domain
 from envs.effects import apply_effects
 from envs.renderer import AUX_SIZE, Renderer

@@ -1,0 +1,1 @@
+"""What every stage shares: atomic file writes (:mod:`.io`) and device and thread choice (:mod:`.device`)."""

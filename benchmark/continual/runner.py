@@ -1,0 +1,192 @@
+"""Train and evaluate one strategy on the stream: schedule, shared Task-0 model, checkpoints, resume, results.
+
+A run folder ``<out>/<strategy>/seed<N>/`` holds ``config.json``, ``logs/`` (Avalanche's CSV
+files, ``metrics.csv``, TensorBoard), ``checkpoints/exp<k>.pt`` after each experience,
+``model.pt`` and ``results.json``. After every training experience the model is evaluated on
+all test experiences; row ``i`` of each matrix is the evaluation after training step ``i``.
+
+Continual strategies start from one Task-0 model per configuration, trained once and kept
+under ``<out>/_shared/`` (keyed by everything that determines it), so ``--strategy all`` and
+later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.scenarios.task_aware import with_task_labels
+
+from benchmark.common.io import write_json
+from benchmark.continual import checkpoint
+from benchmark.continual.config import RESUME_IGNORES, RunConfig, run_dir
+from benchmark.continual.results import append_row, empty_rows, make_results
+from benchmark.continual.session import Session
+from benchmark.data.cache import spec_key
+from benchmark.data.generate import StreamData
+from benchmark.data.stream import build_benchmark, joint_dataset
+from benchmark.mapping.vae import ARCHITECTURE_VERSION, save_vae
+from strategies.registry import get_strategy
+
+log = logging.getLogger("ciim.train")
+
+
+class ResumeError(RuntimeError):
+    """A run folder cannot be resumed with this configuration."""
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def shared_task0(
+    cfg: RunConfig, device: torch.device, data: StreamData, out: Path, progress: bool
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """The Task-0 model state and its evaluation row, trained once per configuration."""
+    t = cfg.train
+    key = _digest(
+        {
+            "data": spec_key(cfg.data),
+            "seed": cfg.seed,
+            "device": device.type,
+            "architecture": ARCHITECTURE_VERSION,
+            "fast": {k: v for k, v in dataclasses.asdict(cfg.fast).items() if k != "reason"},
+            "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in ("mem_size", "der_alpha", "der_beta")}
+            | {"epochs": t.epochs[0]},
+        }
+    )
+    path = out / "_shared" / f"task0-{key}.pt"
+    if path.is_file():
+        try:
+            saved = checkpoint.load(path)
+            log.info("train: reusing the Task-0 model %s", path)
+            return saved["state"], saved["row"]
+        except Exception as exc:  # a damaged file is retrained, not fatal
+            log.warning("train: Task-0 model %s is unreadable (%s); retraining", path, exc.__class__.__name__)
+    log.info("train: training the shared Task-0 model (%d epochs)", t.epochs[0])
+    checkpoint.seed_everything(cfg.seed)
+    bm = build_benchmark(data)
+    log_dir = path.with_suffix("") / "logs"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    session = Session(get_strategy("finetune"), cfg, device, log_dir, progress)
+    try:
+        session.train(bm.train_stream[0], t.epochs[0])
+        row = session.evaluate(bm.test_stream, data.num_tasks)
+        state = session.state()
+    finally:
+        session.close()
+    checkpoint.save(path, {"state": state, "row": row, "config": cfg.to_dict()})
+    return state, row
+
+
+def _check_resume(directory: Path, cfg: RunConfig) -> None:
+    old = json.loads((directory / "config.json").read_text())
+    new = json.loads(json.dumps(cfg.to_dict()))
+    for section, key in RESUME_IGNORES:
+        for config in (old, new):
+            config.get(section, {}).pop(key, None)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if diff:
+        raise ResumeError(f"cannot resume {directory}: its config differs in {', '.join(diff)}")
+
+
+def _latest_checkpoint(directory: Path, steps: int) -> tuple[int, dict[str, Any]] | None:
+    for step in reversed(range(steps)):
+        path = directory / "checkpoints" / f"exp{step}.pt"
+        if path.is_file():
+            try:
+                return step, checkpoint.load(path)
+            except Exception:  # a checkpoint cut short by a kill: fall back to the previous one
+                log.warning("train: checkpoint %s is unreadable; trying an earlier one", path)
+    return None
+
+
+def run_strategy(
+    cfg: RunConfig, data: StreamData, out: Path, resume: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Train and evaluate ``cfg.strategy``; returns (and writes) its ``results.json`` content."""
+    entry = get_strategy(cfg.strategy)
+    device = torch.device(cfg.device)
+    directory = run_dir(out, cfg.strategy, cfg.seed)
+    bm = build_benchmark(data)
+    num_tasks = data.num_tasks
+    t = cfg.train
+    if len(t.epochs) != num_tasks:
+        raise ValueError(f"epochs has {len(t.epochs)} values but the stream has {num_tasks} tasks")
+    if entry.schedule == "joint":
+        joint = with_task_labels(benchmark_from_datasets(train=[joint_dataset(data, cfg.seed)]))
+        steps = [(joint.train_stream[0], t.total_epochs)]
+    elif entry.schedule == "single":
+        steps = [(exp, t.total_epochs) for exp in bm.train_stream]
+    else:
+        steps = [(exp, t.epochs[k]) for k, exp in enumerate(bm.train_stream)]
+
+    start_step, rows, elapsed = 0, empty_rows(), 0.0
+    if resume and not (directory / "config.json").is_file():
+        log.info("train: nothing to resume in %s; starting it", directory)
+        resume = False
+    resumed = _latest_checkpoint(directory, len(steps)) if resume else None
+    if resume:
+        _check_resume(directory, cfg)
+    else:
+        # A fresh run: nothing of an earlier run in this folder may be mixed into it.
+        shutil.rmtree(directory / "checkpoints", ignore_errors=True)
+        shutil.rmtree(directory / "logs", ignore_errors=True)
+        for stale in directory.glob("*.pt"):
+            stale.unlink()
+        (directory / "results.json").unlink(missing_ok=True)
+        write_json(directory / "config.json", cfg.to_dict())
+
+    started = time.perf_counter()
+    if resumed is None:
+        checkpoint.seed_everything(cfg.seed)  # the model's initial weights come from the seed
+    session = Session(entry, cfg, device, directory / "logs", progress)
+    try:
+        if resumed is not None:
+            step, saved = resumed
+            log.info("train: resuming %s after step %d", directory, step)
+            session.load_state(saved["session"])
+            rows, elapsed, start_step = saved["rows"], saved["elapsed"], step + 1
+            for plugin in session.plugins_with("catch_up"):
+                if not hasattr(plugin, "load_state_dict"):
+                    for k in range(start_step):
+                        plugin.catch_up(session.strategy, steps[k][0])
+        elif entry.schedule == "continual":
+            state, row = shared_task0(cfg, device, data, out, progress)
+            session.load_state(state, plugins=False)
+            for plugin in session.plugins_with("catch_up"):
+                plugin.catch_up(session.strategy, steps[0][0])
+            append_row(rows, row)
+            start_step = 1
+            _save_step(directory, 0, session, rows, elapsed + time.perf_counter() - started)
+
+        for k in range(start_step, len(steps)):
+            experience, epochs = steps[k]
+            if entry.schedule == "single":
+                session.reset_model(cfg.seed * 1000 + k)
+            session.train(experience, epochs)
+            append_row(rows, session.evaluate(bm.test_stream, num_tasks))
+            if entry.schedule == "single":
+                save_vae(session.model, directory / f"model_task{k}.pt", {"task": k})
+            _save_step(directory, k, session, rows, elapsed + time.perf_counter() - started)
+        save_vae(session.model, directory / "model.pt", {"strategy": cfg.strategy, "seed": cfg.seed})
+    finally:
+        session.close()
+
+    wall = elapsed + time.perf_counter() - started
+    results = make_results(cfg, entry.schedule, rows, wall)
+    write_json(directory / "results.json", results)
+    return results
+
+
+def _save_step(directory: Path, step: int, session: Session, rows: dict[str, Any], elapsed: float) -> None:
+    state = {"session": session.state(), "rows": rows, "elapsed": elapsed, "step": step}
+    checkpoint.save(directory / "checkpoints" / f"exp{step}.pt", state)
