@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import sys
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +72,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m benchmark.run") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.run",
+        prog=prog,
         description=__doc__.split("\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="strategies: " + ", ".join(available_strategies()),
@@ -134,23 +135,48 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class RunSetup:
+    """What the flags of one ``benchmark.run`` command resolve to, checked before any work."""
+
+    strategies: list[str]
+    device: Any
+    fast: FastPath
+    train: TrainConfig
+    spec: DataSpec
+
+    def run_config(self, strategy: str, args: argparse.Namespace) -> RunConfig:
+        """The resolved configuration of ``strategy``'s run (saved as its ``config.json``)."""
+        return RunConfig(strategy, args.preset, args.seed, str(self.device), self.spec, self.train, self.fast)
+
+
+def resolve_setup(args: argparse.Namespace) -> RunSetup:
+    """Strategies, device, precision, training config and data spec of parsed flags.
+
+    Raises ``KeyError`` or ``ValueError`` in one line for a user mistake (an unknown strategy,
+    a missing GPU, epochs that do not match the tasks).
+    """
+    names = parse_strategies(args.strategy)
+    device = resolve_device(args.device)
+    fast = resolve_fast_path(args.precision, device, args.channels_last, args.compile)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    train_cfg = get_preset(args.preset).train_config(**overrides)
+    spec = data_spec_from_args(args)
+    if len(train_cfg.epochs) != len(spec.tasks):
+        raise ValueError(f"--epochs needs one value per task ({len(spec.tasks)}), got {len(train_cfg.epochs)}")
+    return RunSetup(names, device, fast, train_cfg, spec)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging()
     try:
-        names = parse_strategies(args.strategy)
-        device = resolve_device(args.device)
-        fast = resolve_fast_path(args.precision, device, args.channels_last, args.compile)
-        overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-        train_cfg = get_preset(args.preset).train_config(**overrides)
-        spec = data_spec_from_args(args)
-        if len(train_cfg.epochs) != len(spec.tasks):
-            raise ValueError(f"--epochs needs one value per task ({len(spec.tasks)}), got {len(train_cfg.epochs)}")
+        setup = resolve_setup(args)
         if args.rl:
             from benchmark.rl.config import agent_config
 
-            agent_config(args.preset, spec.scene.resolution)  # an agent for this preset and resolution exists
+            agent_config(args.preset, setup.spec.scene.resolution)  # an agent for this preset and resolution exists
         check_writable_folder(args.out, "runs folder (--out)")
         if args.report is not None:
             check_writable_folder(args.report, "report folder (--report)")
@@ -160,15 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), 2)
     with sigterm_as_interrupt():
         try:
-            return _run(args, names, device, fast, train_cfg, spec)
+            return _run(args, setup)
         except KeyboardInterrupt:
             return fail("interrupted; finished experiences are kept (continue with --resume)", 130)
 
 
-def _run(
-    args: argparse.Namespace, names: list[str], device: Any, fast: FastPath, train_cfg: TrainConfig, spec: DataSpec
-) -> int:
+def _run(args: argparse.Namespace, setup: RunSetup) -> int:
     """Data, training, then ``--rl`` and ``--report``: everything after the inputs were checked."""
+    names, device, spec = setup.strategies, setup.device, setup.spec
     threads = configure_threads()
     try:
         data, directory = load_data(spec, args)
@@ -177,14 +202,14 @@ def _run(
     log.info("run: %s on %s (%d threads), data %s", ", ".join(names), device, threads, directory)
     log.info(
         "run: precision %s (%s), channels_last %s, compile %s",
-        fast.precision,
-        fast.reason,
-        fast.channels_last,
-        fast.compile,
+        setup.fast.precision,
+        setup.fast.reason,
+        setup.fast.channels_last,
+        setup.fast.compile,
     )
     results = []
     for name in names:
-        cfg = RunConfig(name, args.preset, args.seed, str(device), spec, train_cfg, fast)
+        cfg = setup.run_config(name, args)
         try:
             results.append(run_strategy(cfg, data, args.out, resume=args.resume, progress=not args.no_progress))
         except TrainingDiverged as exc:
@@ -198,20 +223,20 @@ def _run(
     print(format_table(results))
     code = _closed_loop(args, names, spec.scene.resolution, device, data) if args.rl else 0
     if code == 0 and args.report is not None:
-        code = _report(args)
+        code = write_report(args.out, args.report, args.data_dir)
     return code
 
 
-def _report(args: argparse.Namespace) -> int:
-    """``--report``: tables, figures and the report of everything under ``--out`` (see :mod:`reports`)."""
+def write_report(out: Path, report_dir: Path, data_dir: Path) -> int:
+    """``--report``: tables, figures and the report of everything under ``out`` (see :mod:`reports`)."""
     from reports.build import ReportError, build_report
 
     try:
-        report = build_report(args.out, args.report, args.data_dir)
+        report = build_report(out, report_dir, data_dir)
     except ReportError as exc:
         return fail(str(exc))
     except OSError as exc:
-        return fail(f"cannot write the report to {args.report}: {exc.strerror or exc}")
+        return fail(f"cannot write the report to {report_dir}: {exc.strerror or exc}")
     print(f"\nreport: {report.markdown} and {report.html}")
     return 0
 

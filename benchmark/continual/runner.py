@@ -47,23 +47,31 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def shared_task0(
-    cfg: RunConfig, device: torch.device, data: StreamData, out: Path, progress: bool
-) -> tuple[dict[str, Any], dict[str, list[float]]]:
-    """The Task-0 model state and its evaluation row, trained once per configuration."""
+def task0_path(cfg: RunConfig, out: Path) -> Path:
+    """Where the shared Task-0 model of ``cfg`` lives: keyed by everything that determines it
+    (data, seed, device type, architecture, arithmetic, and the training config but for the
+    replay settings and the later tasks' epochs), so every continual strategy of a seed shares it."""
     t = cfg.train
     key = _digest(
         {
             "data": spec_key(cfg.data),
             "seed": cfg.seed,
-            "device": device.type,
+            "device": torch.device(cfg.device).type,
             "architecture": ARCHITECTURE_VERSION,
             "fast": {k: v for k, v in dataclasses.asdict(cfg.fast).items() if k != "reason"},
             "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in ("mem_size", "der_alpha", "der_beta")}
             | {"epochs": t.epochs[0]},
         }
     )
-    path = out / "_shared" / f"task0-{key}.pt"
+    return out / "_shared" / f"task0-{key}.pt"
+
+
+def shared_task0(
+    cfg: RunConfig, device: torch.device, data: StreamData, out: Path, progress: bool
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """The Task-0 model state and its evaluation row, trained once per configuration (:func:`task0_path`)."""
+    t = cfg.train
+    path = task0_path(cfg, out)
     if path.is_file():
         try:
             saved = checkpoint.load(path)
@@ -87,14 +95,18 @@ def shared_task0(
     return state, row
 
 
-def _check_resume(directory: Path, cfg: RunConfig) -> None:
+def config_differences(directory: Path, cfg: RunConfig, ignore: tuple[str, ...] = ()) -> list[str]:
+    """Top-level sections of ``directory/config.json`` that differ from ``cfg`` (``ignore``: sections not compared)."""
     old = json.loads((directory / "config.json").read_text())
     new = json.loads(json.dumps(cfg.to_dict()))
     for section, key in RESUME_IGNORES:
         for config in (old, new):
             config.get(section, {}).pop(key, None)
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if diff:
+    return sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
+
+
+def _check_resume(directory: Path, cfg: RunConfig) -> None:
+    if diff := config_differences(directory, cfg):
         raise ResumeError(f"cannot resume {directory}: its config differs in {', '.join(diff)}")
 
 

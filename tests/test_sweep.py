@@ -1,0 +1,148 @@
+"""The sweep command on submitit (local executor for real, SLURM with submitit's own mocks)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark.jobs.engine import ExecutorSpec, _Runner
+from benchmark.jobs.plan import PlanError, parse_seeds, plan_sweep
+from benchmark.sweep import main
+
+MATRICES = ("mse_matrix", "aux_error_matrix", "target_error_px_matrix", "target_missing_matrix", "arm_iou_matrix")
+
+
+@pytest.fixture
+def base(tmp_path, smoke_data, smoke_data_dir):
+    return ["--preset", "smoke", "--data-dir", str(smoke_data_dir), "--out", str(tmp_path / "runs")]
+
+
+def _results(out: Path, name: str) -> dict:
+    return json.loads((out / name / "results.json").read_text())
+
+
+def _job_logs(out: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted((out / "_sweep" / "logs").glob("*_log.err")))
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("3") == [3]
+    assert parse_seeds("0-1,5,1") == [0, 1, 5]
+    for bad in ("a", "3-1", "-2", ""):
+        with pytest.raises(PlanError):
+            parse_seeds(bad)
+
+
+def test_two_seeds_two_strategies(base, tmp_path, capsys):
+    """Every run folder once, the Task-0 model trained once per seed before its continual runs,
+    then a rerun that skips everything, and a killed run that resumes to the same results."""
+    out = tmp_path / "runs"
+    argv = ["--strategy", "finetune,single", "--seeds", "0-1", "--jobs", "2", *base]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "4 runs to do, 0 finished already" in err and "0 failed" in err
+    for name in ("finetune/seed0", "finetune/seed1", "single/seed0", "single/seed1"):
+        assert (out / name / "results.json").is_file(), name
+    logs = _job_logs(out)
+    assert logs.count("training the shared Task-0 model") == 2  # once per seed, by the task0 job
+    assert logs.count("reusing the Task-0 model") == 2  # each finetune run found it ready
+    task0 = sorted((out / "_shared").glob("task0-*.pt"))
+    assert len(task0) == 2
+    for seed in (0, 1):
+        started = (out / "finetune" / f"seed{seed}" / "config.json").stat().st_mtime
+        assert any(p.stat().st_mtime <= started for p in task0)
+
+    assert main(argv) == 0  # a rerun: nothing to do
+    assert "0 runs to do, 4 finished already" in capsys.readouterr().err
+
+    # What a kill after experience 1 leaves: the checkpoints of experiences 0 and 1, no results.
+    reference = _results(out, "finetune/seed1")
+    killed = out / "finetune" / "seed1"
+    for name in ("results.json", "model.pt", "checkpoints/exp2.pt"):
+        (killed / name).unlink()
+    assert main(argv) == 0
+    assert "1 runs to do, 3 finished already" in capsys.readouterr().err
+    assert "resuming" in _job_logs(out)
+    resumed = _results(out, "finetune/seed1")
+    for key in MATRICES:
+        np.testing.assert_allclose(resumed[key], reference[key], rtol=1e-6, err_msg=key)
+
+
+def test_a_failing_job_is_named_and_the_others_finish(base, tmp_path, capsys):
+    out = tmp_path / "runs"
+    broken = out / "single" / "seed0"
+    broken.mkdir(parents=True)
+    (broken / "checkpoints").write_text("not a folder")  # checkpoints cannot be written there
+    assert main(["--strategy", "single,joint", "--seeds", "0", *base]) == 1
+    err = capsys.readouterr().err
+    assert (out / "joint" / "seed0" / "results.json").is_file()
+    failed = [line for line in err.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and failed[0].startswith("failed: single/seed0: ") and "(log: " in failed[0]
+    log = Path(failed[0].split("(log: ")[1].rstrip(")"))
+    assert log.is_file() and "checkpoints" in log.read_text()
+
+
+def test_usage_errors_are_one_line_before_any_job(base, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["--strategy", "nope", *base]) == 2
+    assert main(["--seeds", "2-1", *base]) == 2
+    assert main(["--seed", "1", *base]) == 2
+    assert main(["--executor", "slurm", *base]) == 2 or shutil.which("sbatch")  # no sbatch here
+    other = out / "finetune" / "seed0"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text(json.dumps({"strategy": "finetune", "preset": "paper"}))
+    assert main(["--strategy", "finetune", *base]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 5 and all(line.startswith("error: ") for line in err), err
+    assert "another configuration" in err[-1]
+    assert not (out / "_sweep").exists()
+
+
+def test_slurm_submission_with_dependencies(base, tmp_path):
+    """Submitted through submitit's mocked SLURM: one sbatch per job, each waiting on what it needs."""
+    slurm = pytest.importorskip("submitit.slurm.test_slurm")
+    plan = plan_sweep(["single", "der"], [0], base)
+    assert [j.name for j in plan.jobs] == ["data", "task0/seed0", "single/seed0", "der/seed0"]
+    spec = ExecutorSpec("slurm", tmp_path / "logs", partition="gpu", time_min=30, gpus_per_job=1,
+                        cpus_per_job=4, mem_gb=16)  # fmt: skip
+    with slurm.mocked_slurm():
+        runner = _Runner(plan, spec, lambda outcomes: None)
+        ids = runner.submit_slurm()
+        scripts = {name: Path(runner.live[name].handle.paths.submission_file).read_text() for name in ids}
+    assert list(ids) == ["data", "task0/seed0", "single/seed0", "der/seed0"]
+    for text in scripts.values():
+        for line in ("--partition=gpu", "--time=30", "--gpus-per-node=1", "--cpus-per-task=4", "--mem=16G",
+                     "--kill-on-invalid-dep=yes"):  # fmt: skip
+            assert f"#SBATCH {line}" in text
+    assert "--dependency" not in scripts["data"]
+    assert f"#SBATCH --dependency=afterok:{ids['data']}\n" in scripts["task0/seed0"]
+    assert f"#SBATCH --dependency=afterok:{ids['data']}\n" in scripts["single/seed0"]
+    assert f"#SBATCH --dependency=afterok:{ids['task0/seed0']}\n" in scripts["der/seed0"]
+
+
+def test_local_split_never_oversubscribes(base, tmp_path):
+    from benchmark.sweep import _executor_spec, build_parser
+
+    def spec(*flags: str) -> ExecutorSpec:
+        args, _ = build_parser().parse_known_args([*flags, *base])
+        return _executor_spec(args, tmp_path)
+
+    cores = len(__import__("os").sched_getaffinity(0))
+    default = spec()
+    assert default.jobs * default.threads_per_job <= cores
+    assert spec("--threads-per-job", str(cores)).jobs == 1
+    two = spec("--jobs", "2")
+    assert two.jobs == 2 and two.threads_per_job == max(1, cores // 2)
+
+
+def test_report_after_the_sweep(base, tmp_path, capsys):
+    shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+    report = tmp_path / "report"
+    assert main(["--strategy", "finetune", "--seeds", "0-1", "--report", str(report), *base]) == 0
+    assert (report / "report.md").is_file()
+    assert "| finetune | 2 |" in capsys.readouterr().out
