@@ -18,12 +18,19 @@ import pandas as pd
 from benchmark.common.io import atomic_path
 from benchmark.rl.matrix import strip_name
 from reports import figures
-from reports.claims import check_claims
+from reports.claims import check_claims, finals
 from reports.collect import Collection, RLMatrix, RunResult, collect
 from reports.document import Document
 from reports.metrics import DEFINITIONS
 from reports.samples import reconstruction_samples
-from reports.tables import cl_metrics_table, display, final_mse_table, strategy_key, to_markdown
+from reports.tables import (
+    cl_metrics_table,
+    display,
+    final_mse_table,
+    pooled_success_table,
+    strategy_key,
+    to_markdown,
+)
 
 log = logging.getLogger("ciim.reports")
 PACKAGES = ("ciim-bench", "torch", "avalanche-lib", "stable-baselines3", "pybullet", "kornia")
@@ -78,8 +85,9 @@ def _vae_section(doc: Document, runs: list[RunResult], out: Path, data_root: Pat
     table = final_mse_table(runs)
     written += _write_table(table, out, "final_mse")
     doc.heading("Final reconstruction error per task", 3)
-    doc.table(display(table), "Final MSE (mean per pixel) of each strategy on each test task; mean ± std over seeds "
-              "where there are several (`seeds`). A single-task run counts each task's own model.")  # fmt: skip
+    doc.table(display(table), "Final MSE (mean per pixel) of each strategy on each test task; mean ± std [95% t "
+              "interval] over seeds where there are several (`seeds`). A single-task run counts each task's "
+              "own model.")  # fmt: skip
     bars = figures.final_mse_bars(table, tasks, out / "figures", "final_mse")
     written += bars
     doc.figure(bars[0], "Final MSE per test task and strategy (cf. the paper's Fig. 4); error bars: std over seeds.")
@@ -169,6 +177,18 @@ def _rl_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
     wide = frame.pivot(index="pipeline", columns="domain", values="success").reindex(
         index=list(matrix.pipelines), columns=list(matrix.domains)).reset_index()  # fmt: skip
     doc.table(wide, "Success rate [95% interval] per pipeline (rows) and domain (columns).")
+    pooled = pooled_success_table(matrix)
+    written += [out / "success_pooled.csv"]
+    with atomic_path(written[-1]) as tmp:
+        pooled.to_csv(tmp, index=False)
+    if (pooled["seeds"] > 1).any():
+        cells = pooled.assign(cell=[f"{100 * r:.0f}% [{100 * lo:.0f}-{100 * hi:.0f}] ({ps})" for r, lo, hi, ps in
+                                    zip(pooled["success"], pooled["ci low"], pooled["ci high"], pooled["per seed"],
+                                        strict=True)])  # fmt: skip
+        pooled_wide = cells.pivot(index="pipeline", columns="domain", values="cell")
+        kinds = list(dict.fromkeys(pooled["pipeline"]))
+        doc.table(pooled_wide.reindex(index=kinds, columns=list(matrix.domains)).reset_index(),
+                  "Success pooled over seeds [95% Wilson interval of the pooled episodes] (per seed).")  # fmt: skip
     if matrix.agreement:
         agree = pd.DataFrame(list(matrix.agreement))
         written += [out / "agreement.csv"]
@@ -220,13 +240,22 @@ def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "dat
             written += _vae_section(doc, runs_p, out / preset, Path(data_root), grid)
         for matrix in matrices:
             written += _rl_section(doc, matrix, out / preset)
+        if runs_p:
+            pooled = pooled_success_table(matrices[-1]) if matrices else None
+            spread = figures.strategy_intervals(final_mse_table(runs_p), pooled, out / preset / "figures",
+                                                "strategy_intervals")  # fmt: skip
+            written += spread
+            doc.figure(spread[0], "Final MSE per strategy with its 95% t interval over seeds, and closed-loop "
+                       "success pooled over seeds with 95% Wilson intervals.")  # fmt: skip
         doc.heading("Paper claims", 3)
         doc.text("Each finding on reconstruction is judged twice: on the final MSE (the paper's measure) and on "
-                 "the final median target error in metres (what the agent needs).")  # fmt: skip
+                 "the final median target error in metres (what the agent needs). A finding holds only when each "
+                 "comparison it makes is significant at 95% in a paired t-test over the seeds (seeds share the "
+                 "data and the Task-0 model); \"matches\" is a paired equivalence test (TOST) within 10%; one "
+                 "seed can only be inconclusive.")  # fmt: skip
         bullets = []
         for key, measure in (("mse", "MSE"), ("target_error_m", "target error")):
-            table = final_mse_table(runs_p, key) if runs_p else pd.DataFrame(columns=["strategy"])
-            claims = check_claims(table, matrices[-1] if matrices else None)
+            claims = check_claims(finals(runs_p, key), matrices[-1] if matrices else None)
             if key != "mse":
                 claims = claims[:-1]  # the closed-loop claim does not depend on the measure
             bullets += [f"**{c.verdict}** (on {measure}): {c.finding} ({c.evidence})" for c in claims]

@@ -215,3 +215,39 @@ def strip_sheet(strips: dict[str, Path], title: str, out: Path, stem: str) -> li
         ax.set_ylabel(label, fontsize=8)
     axes[0, 0].set_title(title, fontsize=9)
     return save(fig, out, stem)
+
+
+def strategy_intervals(mse: pd.DataFrame, success: pd.DataFrame | None, out: Path, stem: str) -> list[Path]:
+    """Left: each strategy's final MSE (mean over test tasks) with its 95% t interval over seeds;
+    right (with a closed-loop matrix): its success per domain, pooled over seeds, with Wilson intervals."""
+    panels = 2 if success is not None and not success.empty else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.0 * panels, 3.6), squeeze=False)
+    ax = axes[0][0]
+    strategies = list(mse["strategy"])
+    means = mse["mean"].to_numpy(float)
+    low = np.nan_to_num(means - mse["mean ci low"].to_numpy(float))
+    high = np.nan_to_num(mse["mean ci high"].to_numpy(float) - means)
+    ax.errorbar(np.arange(len(strategies)), means, yerr=[low, high], fmt="o", capsize=3)
+    ax.set_xticks(np.arange(len(strategies)), [f"{s}\nn={n}" for s, n in zip(strategies, mse["seeds"], strict=True)])
+    ax.set_ylabel("final MSE, mean over test tasks")
+    ax.set_title("Final MSE, 95% interval over seeds")
+    ax.grid(axis="y", alpha=0.3)
+    if panels == 2:
+        assert success is not None
+        ax = axes[0][1]
+        kinds = [k for k in dict.fromkeys(success["pipeline"])]
+        domains = list(dict.fromkeys(success["domain"]))
+        width = 0.8 / max(len(domains), 1)
+        for d, domain in enumerate(domains):
+            rows = success[success["domain"] == domain].set_index("pipeline").reindex(kinds)
+            rate = rows["success"].to_numpy(float)
+            err = [np.nan_to_num(rate - rows["ci low"].to_numpy(float)), np.nan_to_num(rows["ci high"] - rate)]
+            ax.bar(np.arange(len(kinds)) + (d - (len(domains) - 1) / 2) * width, rate, width, yerr=err, capsize=2,
+                   label=domain)  # fmt: skip
+        ax.set_xticks(np.arange(len(kinds)), kinds, rotation=30, ha="right")
+        ax.set_ylabel("success rate, pooled over seeds")
+        ax.set_ylim(0, 1)
+        ax.set_title("Closed loop, 95% Wilson intervals")
+        ax.legend(fontsize=7, frameon=False)
+        ax.grid(axis="y", alpha=0.3)
+    return save(fig, out, stem)

@@ -1,17 +1,21 @@
 """The report's tables as pandas DataFrames: final MSE per task (Fig. 4), CL metrics, closed-loop success.
 
 Every table has a ``preset`` column and is only ever aggregated within one preset, so runs of
-different sizes never share a mean. Over seeds, cells hold the mean and the standard deviation
-(``ddof=1``; 0 with one seed), and ``seeds`` says how many runs each row averages.
+different sizes never share a mean. Over seeds, cells hold the mean, the standard deviation
+(``ddof=1``; 0 with one seed) and a 95% t interval of the mean (:func:`reports.stats.t_interval`;
+none with one seed), and ``seeds`` says how many runs each row averages.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
 
 from reports.collect import RLMatrix, RunResult
 from reports.metrics import backward_transfer, forgetting, zero_shot_error
+from reports.stats import t_interval, wilson
 
 STRATEGY_ORDER = ("single", "finetune", "joint", "er", "der")
 """Built-in strategies first, in the paper's order; others follow alphabetically."""
@@ -34,8 +38,9 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _aggregate(rows: list[dict]) -> pd.DataFrame:
-    """Mean and std (columns ``<value>`` and ``<value> std``) of per-run ``rows`` per preset and strategy,
-    with ``seeds``; every key but ``preset``, ``strategy`` and ``seed`` is a value."""
+    """Mean, std and 95% interval (columns ``<value>``, ``<value> std``, ``<value> ci low`` and
+    ``<value> ci high``) of per-run ``rows`` per preset and strategy, with ``seeds``; every key but
+    ``preset``, ``strategy`` and ``seed`` is a value."""
     if not rows:
         return pd.DataFrame(columns=["preset", "strategy", "seeds"])
     per_run = pd.DataFrame(rows)
@@ -44,7 +49,10 @@ def _aggregate(rows: list[dict]) -> pd.DataFrame:
     mean = groups[values].mean()
     std = groups[values].std(ddof=1).fillna(0.0).add_suffix(" std")
     seeds = groups["seed"].nunique().rename("seeds")
-    table = pd.concat([seeds, mean, std], axis=1).reset_index()
+    ci = groups[values].agg(lambda column: t_interval(column.tolist()))
+    low = ci.apply(lambda column: column.str[0]).add_suffix(" ci low")
+    high = ci.apply(lambda column: column.str[1]).add_suffix(" ci high")
+    table = pd.concat([seeds, mean, std, low, high], axis=1).reset_index()
     return _sorted(table)
 
 
@@ -89,23 +97,28 @@ def success_table(matrix: RLMatrix) -> pd.DataFrame:
     return frame
 
 
-def format_cell(mean: float, std: float, seeds: int, digits: int = 5) -> str:
-    """``0.00132`` for one seed, ``0.00132 ± 0.00004`` for several; ``n/a`` for NaN."""
+def format_cell(mean: float, std: float, seeds: int, digits: int = 5, ci: tuple[float, float] | None = None) -> str:
+    """``0.00132`` for one seed, ``0.00132 ± 0.00004 [0.00127, 0.00137]`` (mean ± std [95% interval])
+    for several; ``n/a`` for NaN."""
     if mean is None or np.isnan(mean):
         return "n/a"
     if seeds > 1:
-        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+        interval = f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci is not None and not np.isnan(ci[0]) else ""
+        return f"{mean:.{digits}f} ± {std:.{digits}f}{interval}"
     return f"{mean:.{digits}f}"
 
 
 def display(table: pd.DataFrame, digits: int = 5) -> pd.DataFrame:
     """The table with each value and its std merged into one readable string column."""
-    values = [c for c in table.columns if c not in ("preset", "strategy", "seeds") and not c.endswith(" std")]
+    suffixes = (" std", " ci low", " ci high")
+    values = [c for c in table.columns if c not in ("preset", "strategy", "seeds") and not c.endswith(suffixes)]
     out = table[["preset", "strategy", "seeds"]].copy()
     for column in values:
+        low = table.get(f"{column} ci low", pd.Series(np.nan, index=table.index))
+        high = table.get(f"{column} ci high", pd.Series(np.nan, index=table.index))
         out[column] = [
-            format_cell(m, s, n, digits)
-            for m, s, n in zip(table[column], table[f"{column} std"], table["seeds"], strict=True)
+            format_cell(m, s, n, digits, (lo, hi))
+            for m, s, n, lo, hi in zip(table[column], table[f"{column} std"], table["seeds"], low, high, strict=True)
         ]
     return out
 
@@ -117,3 +130,29 @@ def to_markdown(table: pd.DataFrame) -> str:
     for row in table.itertuples(index=False):
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def pooled_success_table(matrix: RLMatrix) -> pd.DataFrame:
+    """Closed-loop success per VAE kind and domain, pooled over seeds with its Wilson interval, and per seed.
+
+    A kind is a pipeline label without its seed (``der/seed1`` -> ``der``, ``single/seed0/task0``
+    -> ``single/task0``); ``raw`` and ``oracle`` are kinds of their own.
+    """
+    rows: dict[tuple[str, str], dict] = {}
+    for cell in matrix.cells:
+        match = re.match(r"^(.+?)/seed(\d+)(/.*)?$", cell["pipeline"])
+        kind, seed = (match.group(1) + (match.group(3) or ""), int(match.group(2))) if match else (cell["pipeline"], -1)
+        row = rows.setdefault((kind, cell["domain"]), {"successes": 0, "episodes": 0, "per seed": {}})
+        successes = round(cell["success_rate"] * cell["episodes"])
+        row["successes"] += successes
+        row["episodes"] += cell["episodes"]
+        row["per seed"][seed] = cell["success_rate"]
+    out = []
+    for (kind, domain), row in rows.items():
+        low, high = wilson(row["successes"], row["episodes"])
+        seeds = sorted(s for s in row["per seed"] if s >= 0)
+        per_seed = ", ".join(f"s{s} {100 * row['per seed'][s]:.0f}%" for s in seeds)
+        out.append({"pipeline": kind, "domain": domain, "seeds": len(seeds), "successes": row["successes"],
+                    "episodes": row["episodes"], "success": row["successes"] / max(row["episodes"], 1),
+                    "ci low": low, "ci high": high, "per seed": per_seed})  # fmt: skip
+    return pd.DataFrame(out)

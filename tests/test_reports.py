@@ -11,7 +11,7 @@ from PIL import Image
 
 from reports.__main__ import main
 from reports.build import build_report
-from reports.claims import FAILS, HOLDS, UNKNOWN, check_claims
+from reports.claims import FAILS, HOLDS, UNCLEAR, UNKNOWN, check_claims
 from reports.collect import collect
 from reports.metrics import avg_final_mse, backward_transfer, cl_metrics, forgetting, zero_shot_error
 from reports.tables import cl_metrics_table, final_mse_table
@@ -154,7 +154,8 @@ def test_every_promised_file_is_written_and_opens(tmp_path):
     report = build_report(tmp_path, tmp_path / "out", grid=False)
     figures = tmp_path / "out" / "quick" / "figures"
     stems = ["final_mse", "final_target_error", "mse_after_experience", "training_curves", "success_matrix",
-             *(f"strips_{d}" for d in ("canonical", "randomized", "noisy", "heldout"))]  # fmt: skip
+             "strategy_intervals", *(f"strips_{d}" for d in ("canonical", "randomized", "noisy",
+                                                             "heldout"))]  # fmt: skip
     for stem in stems:
         with Image.open(figures / f"{stem}.png") as image:
             assert image.size[0] > 100 and image.size[1] > 100
@@ -165,6 +166,7 @@ def test_every_promised_file_is_written_and_opens(tmp_path):
         "cl_metrics.csv",
         "cl_metrics.md",
         "success.csv",
+        "success_pooled.csv",
         "final_target_error_m.csv",
         "final_target_missing.md",
         "final_arm_iou.csv",
@@ -180,23 +182,31 @@ def test_every_promised_file_is_written_and_opens(tmp_path):
     assert "torch" in markdown and "wall time" in markdown  # versions and times for the reader
 
 
-def _table(values):
-    return pd.DataFrame([{"strategy": s, **{f"task {j} (t{j})": v for j, v in enumerate(vs)}}
-                         for s, vs in values.items()])  # fmt: skip
+def _finals(values, seeds=5, noise=0.01):
+    """strategy -> seed -> final per task: the given means plus a small, seed-specific wobble."""
+    rng = np.random.default_rng(0)
+    wobble = {s: rng.normal(0, noise, 3) for s in range(seeds)}
+    return {k: {s: np.asarray(v, float) + wobble[s] * (1 + 0.5 * i) for s in range(seeds)}
+            for i, (k, v) in enumerate(values.items())}  # fmt: skip
 
 
-def test_paper_claims_are_checked_with_numbers(tmp_path):
-    paper_like = _table({"single": [1.0, 2.0, 3.0], "finetune": [1.5, 5.0, 2.5], "er": [1.45, 3.0, 2.4],
-                         "der": [1.5, 3.1, 2.0]})  # fmt: skip
-    write_matrix(tmp_path)
-    matrix = collect(tmp_path).rl[0]
-    verdicts = [c.verdict for c in check_claims(paper_like, matrix)]
-    assert verdicts[:3] == [HOLDS, HOLDS, HOLDS]
-    # er (row 3) and der (row 4) have higher synthetic rates than single/task0 (row 2) off canonical
-    assert verdicts[3] == HOLDS
-    reversed_ = _table({"single": [3.0, 4.0, 3.0], "finetune": [1.0, 2.0, 2.5], "er": [2.0, 3.0, 2.4],
-                        "der": [1.5, 3.1, 2.6]})  # fmt: skip
-    claims = check_claims(reversed_, None)
+def test_paper_claims_are_judged_with_paired_tests(tmp_path):
+    paper_like = {"single": [1.0, 2.0, 3.0], "finetune": [1.5, 5.0, 2.5], "er": [1.49, 3.0, 2.4],
+                  "der": [1.51, 3.1, 2.0]}  # fmt: skip
+    verdicts = [c.verdict for c in check_claims(_finals(paper_like), None)]
+    assert verdicts == [HOLDS, HOLDS, HOLDS, UNKNOWN]
+    reversed_ = {"single": [3.0, 4.0, 3.0], "finetune": [1.0, 2.0, 2.5], "er": [2.0, 3.0, 2.4],
+                 "der": [1.5, 3.1, 2.6]}  # fmt: skip
+    claims = check_claims(_finals(reversed_), None)
     assert [c.verdict for c in claims] == [FAILS, FAILS, FAILS, UNKNOWN]
-    assert "DER 2.60000, best er 2.40000" in claims[2].evidence
-    assert check_claims(_table({"er": [1.0, 1.0, 1.0]}), None)[1].verdict == UNKNOWN
+    assert "vs er 2.39" in claims[2].evidence and "paired t-test p = 0.000, 5 seeds" in claims[2].evidence
+    # one seed: the same numbers can only be inconclusive
+    assert [c.verdict for c in check_claims(_finals(paper_like, seeds=1), None)][:3] == [f"{UNCLEAR} (1 seed)"] * 3
+    # differences far inside the seeds' noise: inconclusive, not a verdict either way
+    close = {"single": [1.0, 2.0, 3.0], "finetune": [1.0, 2.0, 3.0], "er": [1.0, 2.0, 3.0], "der": [1.0, 2.0, 3.0]}
+    assert [c.verdict for c in check_claims(_finals(close, noise=0.5), None)][:3] == [UNCLEAR] * 3
+    assert check_claims({"er": {0: np.ones(3)}}, None)[1].verdict == UNKNOWN
+    # closed loop: er and der beat the Task-0-only VAE in every seed
+    write_matrix(tmp_path, pipelines=("oracle", "raw", "single/seed0/task0", "er/seed0", "der/seed0"))
+    one_seed = collect(tmp_path).rl[0]
+    assert check_claims(_finals(paper_like), one_seed)[3].verdict == f"{UNCLEAR} (1 seed)"

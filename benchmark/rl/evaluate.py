@@ -9,13 +9,13 @@ like the paper's Fig. 6.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
+from scipy import stats
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -23,15 +23,12 @@ from benchmark.common.io import atomic_path
 from benchmark.rl.pipelines import PipelineWrapper
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (95% for ``z = 1.96``); ``(0, 1)`` when ``n = 0``."""
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (scipy's); ``(0, 1)`` when ``n = 0``."""
     if n == 0:
         return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
 def format_success(rate: float, ci: tuple[float, float] | list[float], episodes: int) -> str:
