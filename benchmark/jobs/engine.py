@@ -90,8 +90,10 @@ class _Live:
 def default_split(cores: int) -> tuple[int, int]:
     """(jobs, threads per job) of the local executor: one single-thread job per core.
 
-    Measured on the project's 2-core machine (``bench/sweep.py``, README "Sweeps"): two
-    one-thread jobs side by side finish the quick VAE work sooner than one two-thread job.
+    Measured on the project's 2-core machine (``bench/sweep.py``, README "Sweeps"): one seed of
+    ``--strategy all`` took 0.72 x the wall time of ``benchmark.run`` in one two-thread process,
+    and two one-thread jobs at once ran at 0.99 x twice the throughput of one: the small-batch
+    VAE training uses a second thread poorly, a second process well.
     """
     return max(1, cores), 1
 
@@ -145,12 +147,18 @@ class _Runner:
                 self._finish(live)
         self.report(self.outcomes)
 
-    def cancel(self) -> None:
+    def cancel(self, wait_s: float = 60.0) -> None:
+        """Stop the running jobs (SIGINT locally: each keeps its finished experiences) and wait for them to end."""
         for live in self.live.values():
             try:
                 live.handle.cancel(check=False)
             except Exception:  # noqa: BLE001  (a job that ended meanwhile)
                 pass
+        deadline = time.time() + wait_s
+        while self.spec.kind == "local" and time.time() < deadline:
+            if all(live.handle.done() for live in self.live.values()):
+                break
+            time.sleep(0.2)
 
     def run_local(self) -> None:
         executor = submitit.LocalExecutor(folder=self.spec.folder)
