@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import os
 import signal
@@ -47,6 +49,47 @@ def resolution(text: str) -> int:
     return value
 
 
+def add_import_argument(parser: argparse.ArgumentParser) -> None:
+    """``--import MODULE`` (repeatable): a user's module whose registrations the command should see."""
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module (a name, or a path to a .py file) first, so the domains and strategies it "
+        "registers (@register_domain, @register_strategy) can be named; repeatable",
+    )
+
+
+def import_modules(names: list[str]) -> None:
+    """Import each of ``names`` (a module name importable from here, or a ``.py`` path); ``ValueError`` in one line."""
+    for name in names:
+        try:
+            if name.endswith(".py"):
+                path = Path(name)
+                if getattr(sys.modules.get(path.stem), "__file__", None) == str(path.resolve()):
+                    continue  # imported already: registering twice would be an error
+                spec = importlib.util.spec_from_file_location(path.stem, path.resolve())
+                if spec is None or spec.loader is None or not path.is_file():
+                    raise ImportError(f"no such file {path}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[path.stem] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001  (a user's module: any error is theirs, in one line)
+            raise ValueError(f"--import {name}: {type(exc).__name__}: {exc}") from None
+
+
+def task_list(text: str) -> tuple[str, ...]:
+    """argparse type: a comma list of domain names (checked against the registry when the spec is made)."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected a comma list of domains, got {text!r}")
+    return names
+
+
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     """``--precision``, shared by every command that runs a VAE (see :mod:`benchmark.mapping.fastpath`)."""
     parser.add_argument(
@@ -73,13 +116,19 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--n-test", type=positive_int, default=None, help="override the preset's test images per task")
     group.add_argument("--resolution", type=resolution, default=None, help="image side in pixels (default: 64)")
     group.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the rendered scenes (default: 0)")
+    group.add_argument(
+        "--tasks",
+        type=task_list,
+        default=None,
+        help="the stream: registered domains in order, one task each (default: canonical,randomized,noisy)",
+    )
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
     """The :class:`DataSpec` the data flags describe."""
     return get_preset(args.preset).data_spec(
-        n_train=args.n_train, n_test=args.n_test, resolution=args.resolution, seed=args.data_seed
+        n_train=args.n_train, n_test=args.n_test, resolution=args.resolution, seed=args.data_seed, tasks=args.tasks
     )
 
 

@@ -25,11 +25,14 @@ class Preset:
     n_test: int
     """Test images per task."""
     epochs: tuple[int, int, int]
-    """Epochs on Task 0, 1 and 2 (the paper: 250/100/100)."""
+    """Epochs on Task 0, 1 and 2 (the paper: 250/100/100); a longer stream gives every later
+    task the epochs of Task 1."""
 
-    def train_config(self, **overrides: Any) -> TrainConfig:
-        """This preset's training config; ``overrides`` that are not None replace fields."""
-        values: dict[str, Any] = {"epochs": self.epochs}
+    def train_config(self, tasks: int = 3, **overrides: Any) -> TrainConfig:
+        """This preset's training config for a stream of ``tasks`` tasks; ``overrides`` that are
+        not None replace fields (``epochs`` as :func:`expand_epochs` reads it)."""
+        epochs = overrides.pop("epochs", None)
+        values: dict[str, Any] = {"epochs": expand_epochs(epochs or self.epochs, tasks, given=epochs is not None)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return TrainConfig(**values)
 
@@ -40,6 +43,22 @@ class Preset:
         values: dict[str, Any] = {"scene": scene, "n_train": self.n_train, "n_test": self.n_test}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return DataSpec(**values)
+
+
+def expand_epochs(epochs: tuple[int, ...], tasks: int, given: bool = True) -> tuple[int, ...]:
+    """Epochs per task of a ``tasks``-task stream: one value per task as is, one value for every
+    task, or two values (the first task, then every later one). A preset's three values serve a
+    stream of any length (its first, then its second for every later task)."""
+    if len(epochs) == tasks:
+        return tuple(epochs)
+    if len(epochs) == 1:
+        return tuple(epochs) * tasks
+    if len(epochs) == 2 or not given:
+        return (epochs[0], *([epochs[1]] * (tasks - 1)))[:tasks]
+    raise ValueError(
+        f"--epochs needs one value per task ({tasks}), one value for all, or two (the first task, then the rest); "
+        f"got {len(epochs)}"
+    )
 
 
 PRESETS: dict[str, Preset] = {

@@ -21,10 +21,12 @@ from typing import Any
 
 from benchmark.cli import (
     add_data_arguments,
+    add_import_argument,
     add_precision_argument,
     check_writable_folder,
     data_spec_from_args,
     fail,
+    import_modules,
     load_data,
     non_negative_int,
     setup_logging,
@@ -79,11 +81,24 @@ def build_parser(prog: str = "python -m benchmark.run") -> argparse.ArgumentPars
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="strategies: " + ", ".join(available_strategies()),
     )
-    parser.add_argument("--strategy", default="der", help="a name, a comma list, or 'all' (default: der)")
+    parser.add_argument("--strategy", default=None, help="a name, a comma list, or 'all' (default: der)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="training seed (default: 0)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="where models run (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs folder (default: runs)")
     parser.add_argument("--resume", action="store_true", help="continue each run from its last finished experience")
+    parser.add_argument(
+        "--extend",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="continue the finished run folder RUN on a longer --tasks stream, into a new folder under --out "
+        "(RUN is never modified)",
+    )
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="with --extend: train RUN's strategy and config from scratch on the longer stream instead (the baseline)",
+    )
     parser.add_argument(
         "--rl",
         action="store_true",
@@ -105,6 +120,7 @@ def build_parser(prog: str = "python -m benchmark.run") -> argparse.ArgumentPars
         help="NHWC weights and inputs (default: on, measured faster)",
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile the VAE (default: off; README, Speed)")
+    add_import_argument(parser)
     add_data_arguments(parser)
     add_train_arguments(parser)
     return parser
@@ -156,14 +172,13 @@ def resolve_setup(args: argparse.Namespace) -> RunSetup:
     Raises ``KeyError`` or ``ValueError`` in one line for a user mistake (an unknown strategy,
     a missing GPU, epochs that do not match the tasks).
     """
-    names = parse_strategies(args.strategy)
+    import_modules(args.imports)
+    names = parse_strategies(args.strategy or "der")
     device = resolve_device(args.device)
     fast = resolve_fast_path(args.precision, device, args.channels_last, args.compile)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
-    train_cfg = get_preset(args.preset).train_config(**overrides)
     spec = data_spec_from_args(args)
-    if len(train_cfg.epochs) != len(spec.tasks):
-        raise ValueError(f"--epochs needs one value per task ({len(spec.tasks)}), got {len(train_cfg.epochs)}")
+    train_cfg = get_preset(args.preset).train_config(len(spec.tasks), **overrides)
     return RunSetup(names, device, fast, train_cfg, spec)
 
 
@@ -171,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging()
+    if args.extend is not None or args.retrain:
+        from benchmark.extend import extend
+
+        return extend(args, parser)
     try:
         setup = resolve_setup(args)
         if args.rl:

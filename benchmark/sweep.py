@@ -19,7 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.cli import check_writable_folder, fail, positive_int, setup_logging, sigterm_as_interrupt
+from benchmark.cli import (
+    check_writable_folder,
+    fail,
+    import_modules,
+    positive_int,
+    setup_logging,
+    sigterm_as_interrupt,
+)
 from benchmark.common.device import available_cores
 from benchmark.jobs.engine import ExecutorSpec, Outcome, counts, default_split, execute, failed
 from benchmark.jobs.plan import parse_seeds, plan_sweep
@@ -136,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail("a sweep takes --seeds (e.g. 0-4), not --seed", 2)
     run_parser = build_run_parser(PROG)
     try:
+        run_args = run_parser.parse_args([*rest, "--strategy", "finetune"])
+        import_modules(run_args.imports)
         strategies = parse_strategies(args.strategy)
         seeds = parse_seeds(args.seeds)
-        run_args = run_parser.parse_args([*rest, "--strategy", strategies[0]])
         if args.rl:
             from benchmark.rl.config import agent_config
 

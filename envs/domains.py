@@ -190,6 +190,20 @@ def noisy() -> Domain:
     return Domain(effects=(Posterize(), Sharpness(), GaussianNoise(), SaltAndPepper()))
 
 
+@register_domain("textured")
+def textured() -> Domain:
+    """A fourth task for open-ended streams: the canonical scene on a textured floor.
+
+    None of the three paper tasks shows a floor with a pattern (``randomized`` changes its
+    colour only), so a VAE must learn it anew; ``heldout``'s table texture is not among these,
+    so the held-out domain stays unseen.
+    """
+    return Domain(
+        floor_rgb=((0.7, 1.0), (0.7, 1.0), (0.7, 1.0)),
+        floor_textures=("checker_blue.png", "checker_grid.jpg", "tex256.png"),
+    )
+
+
 @register_domain("heldout")
 def heldout() -> Domain:
     """A realistic proxy for a real camera (not real images), used for evaluation only.

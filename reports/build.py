@@ -213,6 +213,17 @@ def _rl_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
     return written
 
 
+PAPER_TASKS = ("canonical", "randomized", "noisy")
+"""The paper's stream, whose findings the claims check."""
+
+
+def _sections(found: Collection) -> list[tuple[str, tuple[str, ...] | None]]:
+    """(preset, stream) of each report section: runs of different presets or streams never share a table."""
+    keys = sorted({(r.preset, r.tasks) for r in found.runs}, key=lambda k: (k[0], k[1] != PAPER_TASKS, k[1]))
+    with_runs = {preset for preset, _ in keys}
+    return [*keys, *((p, None) for p in sorted({m.preset for m in found.rl} - with_runs))]
+
+
 def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "data", grid: bool = True) -> Report:
     """Collect ``runs``, write per-preset tables and figures under ``out/<preset>/`` and the two reports in ``out``."""
     runs, out = Path(runs), Path(out)
@@ -229,25 +240,30 @@ def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "dat
     doc.text(f"Presets: {', '.join(found.presets)}. Each preset has its own section; runs of different presets "
              "are never averaged together.")  # fmt: skip
     written: list[Path] = []
-    for preset in found.presets:
-        runs_p = [r for r in found.runs if r.preset == preset]
+    for preset, tasks in _sections(found):
+        runs_p = [r for r in found.runs if r.preset == preset and (tasks is None or r.tasks == tasks)]
         matrices = sorted((m for m in found.rl if m.preset == preset), key=lambda m: str(m.path))
         seeds = sorted({r.seed for r in runs_p})
-        doc.heading(f"Preset `{preset}`")
+        folder = out / (preset if tasks in (None, PAPER_TASKS) else f"{preset}-{len(tasks)}tasks-{'-'.join(tasks)}")
+        stream = "" if tasks in (None, PAPER_TASKS) else f", stream {', '.join(tasks)}"
+        doc.heading(f"Preset `{preset}`{stream}")
         doc.text(f"{len(runs_p)} VAE run(s) of {len({r.strategy for r in runs_p})} strategies, seeds "
                  f"{', '.join(map(str, seeds)) or '-'}; {len(matrices)} closed-loop evaluation(s).")  # fmt: skip
         if runs_p:
-            written += _vae_section(doc, runs_p, out / preset, Path(data_root), grid)
+            written += _vae_section(doc, runs_p, folder, Path(data_root), grid)
         for matrix in matrices:
-            written += _rl_section(doc, matrix, out / preset)
+            written += _rl_section(doc, matrix, folder)
         if runs_p:
             pooled = pooled_success_table(matrices[-1]) if matrices else None
-            spread = figures.strategy_intervals(final_mse_table(runs_p), pooled, out / preset / "figures",
+            spread = figures.strategy_intervals(final_mse_table(runs_p), pooled, folder / "figures",
                                                 "strategy_intervals")  # fmt: skip
             written += spread
             doc.figure(spread[0], "Final MSE per strategy with its 95% t interval over seeds, and closed-loop "
                        "success pooled over seeds with 95% Wilson intervals.")  # fmt: skip
         doc.heading("Paper claims", 3)
+        if tasks not in (None, PAPER_TASKS):
+            doc.text("The paper's findings are about its three tasks; they are checked in the section of that stream.")
+            continue
         doc.text("Each finding on reconstruction is judged twice: on the final MSE (the paper's measure) and on "
                  "the final median target error in metres (what the agent needs). A finding holds only when each "
                  "comparison it makes is significant at 95% in a paired t-test over the seeds (seeds share the "

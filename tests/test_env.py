@@ -80,7 +80,7 @@ def test_truncation_after_max_steps_and_joint_limits():
 
 
 def test_unknown_domain_lists_valid_ones():
-    with pytest.raises(KeyError, match="valid domains: canonical, randomized, noisy, heldout"):
+    with pytest.raises(KeyError, match="valid domains: canonical, randomized, noisy, textured, heldout"):
         ReachEnv(domain="mars")
 
 

@@ -125,7 +125,7 @@ def test_bad_flags_are_argparse_errors(argv, flags):
 
 
 def test_invalid_values_are_one_line_errors(argv, capsys):
-    assert main(["--strategy", "finetune", "--epochs", "1,1", *argv]) == 2
+    assert main(["--strategy", "finetune", "--epochs", "1,1,1,1", *argv]) == 2
     assert main(["--strategy", "finetune", "--lr", "0", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,14 @@ def _digest(payload: Any) -> str:
 
 def task0_path(cfg: RunConfig, out: Path) -> Path:
     """Where the shared Task-0 model of ``cfg`` lives: keyed by everything that determines it
-    (data, seed, device type, architecture, arithmetic, and the training config but for the
-    replay settings and the later tasks' epochs), so every continual strategy of a seed shares it."""
+    (the first task's data, seed, device type, architecture, arithmetic, and the training config
+    but for the replay settings and the later tasks' epochs), so every continual strategy of a
+    seed shares it, whatever tasks follow the first (the first task's samples do not depend on
+    the later tasks: see :func:`benchmark.data.generate.state_seed`)."""
     t = cfg.train
     key = _digest(
         {
-            "data": spec_key(cfg.data),
+            "data": spec_key(dataclasses.replace(cfg.data, tasks=cfg.data.tasks[:1])),
             "seed": cfg.seed,
             "device": torch.device(cfg.device).type,
             "architecture": ARCHITECTURE_VERSION,
@@ -75,10 +78,13 @@ def shared_task0(
     if path.is_file():
         try:
             saved = checkpoint.load(path)
-            log.info("train: reusing the Task-0 model %s", path)
-            return saved["state"], saved["row"]
         except Exception as exc:  # a damaged file is retrained, not fatal
             log.warning("train: Task-0 model %s is unreadable (%s); retraining", path, exc.__class__.__name__)
+        else:
+            log.info("train: reusing the Task-0 model %s", path)
+            if saved["config"]["data"]["tasks"] == list(cfg.data.tasks):
+                return saved["state"], saved["row"]
+            return saved["state"], _evaluate_state(cfg, device, data, saved["state"])
     log.info("train: training the shared Task-0 model (%d epochs)", t.epochs[0])
     checkpoint.seed_everything(cfg.seed)
     bm = build_benchmark(data)
@@ -103,6 +109,20 @@ def config_differences(directory: Path, cfg: RunConfig, ignore: tuple[str, ...] 
         for config in (old, new):
             config.get(section, {}).pop(key, None)
     return sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
+
+
+def _evaluate_state(
+    cfg: RunConfig, device: torch.device, data: StreamData, state: dict[str, Any]
+) -> dict[str, list[float]]:
+    """One results row of a saved model state on this stream's test tasks (a Task-0 model shared
+    with a stream whose later tasks differ)."""
+    with tempfile.TemporaryDirectory(prefix="ciim-eval-") as logs:
+        session = Session(get_strategy("finetune"), cfg, device, Path(logs), progress=False)
+        try:
+            session.load_state(state, plugins=False)
+            return session.evaluate(build_benchmark(data).test_stream, data.num_tasks)
+        finally:
+            session.close()
 
 
 def _check_resume(directory: Path, cfg: RunConfig) -> None:

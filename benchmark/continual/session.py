@@ -52,12 +52,18 @@ class Session:
         self.strategy.train_epochs = epochs
         self.strategy.train(experience)
 
-    def evaluate(self, test_stream: Any, num_tasks: int) -> dict[str, list[float]]:
-        """One row of each results matrix: every metric on every test experience."""
+    def evaluate(self, test_stream: Any, num_tasks: int, only: list[int] | None = None) -> dict[str, list[float]]:
+        """One row of each results matrix: every metric on every test experience (or on those ``only`` names).
+
+        Evaluation leaves the global RNG as it found it (every data loader draws a seed from it),
+        so training does not depend on how many test experiences were evaluated: a run extended
+        by a task trains as the uninterrupted run on the longer stream does.
+        """
+        tasks = list(range(num_tasks)) if only is None else only
         self.evaluator.reset_last_metrics()
-        with torch.inference_mode():
-            metrics = self.strategy.eval(test_stream)
-        return {key: [float(metrics[eval_name(j, key)]) for j in range(num_tasks)] for key in EVAL_KEYS}
+        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+            metrics = self.strategy.eval(test_stream if only is None else [test_stream[j] for j in tasks])
+        return {key: [float(metrics[eval_name(j, key)]) for j in tasks] for key in EVAL_KEYS}
 
     def reset_model(self, seed: int) -> None:
         """Fresh, seeded weights and optimizer state (single-task models)."""

@@ -9,11 +9,21 @@ import argparse
 import sys
 import warnings
 
-from benchmark.cli import add_data_arguments, data_spec_from_args, fail, load_data, positive_int, setup_logging
+from benchmark.cli import (
+    add_data_arguments,
+    add_import_argument,
+    data_spec_from_args,
+    fail,
+    import_modules,
+    load_data,
+    positive_int,
+    setup_logging,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmark.data", description=__doc__.split("\n")[0])
+    add_import_argument(parser)
     add_data_arguments(parser)
     parser.add_argument("--preview", metavar="OUT.png", default=None, help="write a grid of samples per task")
     parser.add_argument("--preview-samples", type=positive_int, default=8, help="columns of the preview (default: 8)")
@@ -25,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging()
     warnings.filterwarnings("ignore", message="no QP solver found")
     try:
+        import_modules(args.imports)
         spec = data_spec_from_args(args)
+    except (KeyError, ValueError) as exc:
+        return fail(str(exc).strip("'\""), 2)
+    try:
         data, directory = load_data(spec, args)
     except OSError as exc:
         return fail(f"cannot write the data cache: {exc}")

@@ -31,20 +31,23 @@ from benchmark.cli import (
 from benchmark.common.device import DEVICE_CHOICES, configure_threads, resolve_device
 from benchmark.common.io import write_json
 from benchmark.data.cache import get_or_generate
+from benchmark.data.spec import DataSpec
 from benchmark.mapping.vae import load_vae
 from benchmark.presets import DEFAULT_PRESET, PRESETS, get_preset
 from benchmark.rl.agent import AgentError, get_or_train_agent, load_agent
 from benchmark.rl.config import EVAL_EPISODES, METHODS, agent_config
 from benchmark.rl.evaluate import format_success
 from benchmark.rl.matrix import (
-    DOMAINS,
+    DATA_TASKS,
     EVAL_SEED,
     Pipeline,
+    default_domains,
     evaluate_matrix,
     find_vaes,
     format_agreement,
     format_matrix,
     slug,
+    stream_of,
 )
 from benchmark.rl.pipelines import ORACLE, RAW
 from envs.domains import available_domains
@@ -95,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     matrix = sub.add_parser("matrix", help="oracle, raw and every VAE under --runs, in every domain")
     _common(matrix)
     _evaluation(matrix)
-    matrix.add_argument("--domains", default=",".join(DOMAINS), help="comma list (default: %(default)s)")
+    matrix.add_argument(
+        "--domains", default=None, help="comma list (default: every domain of the VAEs' streams, then heldout)"
+    )
     matrix.add_argument("--out", type=Path, default=None, help="output folder (default: <runs>/rl_eval/<preset>)")
     matrix.add_argument(
         "--data-dir", type=Path, default=Path("data"), help="data cache for the agent agreement (default: data)"
@@ -137,7 +142,9 @@ def check_vae(path: Path, resolution: int) -> None:
         )
 
 
-def _cells(args: argparse.Namespace, device: torch.device, model, cfg, pipelines, out, domains, episodes, data=None):
+def _cells(
+    args: argparse.Namespace, device: torch.device, model, cfg, pipelines, out, domains, episodes, data=None, tasks=None
+):
     """:func:`evaluate_matrix` with the command line's seed, strips, progress and precision."""
     return evaluate_matrix(
         model,
@@ -152,6 +159,7 @@ def _cells(args: argparse.Namespace, device: torch.device, model, cfg, pipelines
         not args.no_progress,
         args.precision,
         data,
+        data_tasks=tasks or DATA_TASKS,
     )
 
 
@@ -191,11 +199,14 @@ def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
 
 
 def _matrix(args: argparse.Namespace, device: torch.device) -> int:
-    domains = [d.strip() for d in args.domains.split(",") if d.strip()]
-    _check_domains(domains)
+    if args.domains is not None:
+        _check_domains([d.strip() for d in args.domains.split(",") if d.strip()])
     if not args.runs.is_dir():
         raise FileNotFoundError(f"runs folder {args.runs} does not exist")
     vaes = find_vaes(args.runs, args.preset)
+    domains = [d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else list(default_domains(vaes))
+    _check_domains(domains)
+    tasks, stream_spec = stream_of(vaes)
     if not vaes:
         log.warning("rl: no trained VAE of preset %s under %s; only oracle and raw rows", args.preset, args.runs)
     model, cfg = _agent(args, device, [p.vae for p in vaes if p.vae is not None])
@@ -204,9 +215,13 @@ def _matrix(args: argparse.Namespace, device: torch.device) -> int:
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
     data = None
     if not args.no_agreement:
-        spec = get_preset(args.preset).data_spec(resolution=cfg.resolution)
+        spec = (
+            DataSpec.from_dict(stream_spec)
+            if stream_spec
+            else get_preset(args.preset).data_spec(resolution=cfg.resolution)
+        )
         data, _ = get_or_generate(spec, args.data_dir, progress=not args.no_progress)
-    result = _cells(args, device, model, cfg, pipelines, out, tuple(domains), episodes, data)
+    result = _cells(args, device, model, cfg, pipelines, out, tuple(domains), episodes, data, tasks or None)
     print(f"\nsuccess rate over {episodes} episodes per cell (95% Wilson interval), agent {result['agent']}")
     print(format_matrix(result))
     if result["agreement"]:

@@ -78,6 +78,29 @@ def find_vaes(runs: Path, preset: str | None = None) -> list[Pipeline]:
     return found
 
 
+def stream_of(vaes: list[Pipeline]) -> tuple[tuple[str, ...], dict[str, Any] | None]:
+    """The tasks of the streams the ``vaes`` were trained on (in order, each once) and the data spec
+    (as in ``config.json``) of the first: the matrix's columns and the agent agreement's test sets."""
+    tasks: list[str] = []
+    first = None
+    for pipeline in vaes:
+        if pipeline.vae is None:
+            continue
+        try:
+            config = json.loads((pipeline.vae.parent / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        first = first or config.get("data")
+        tasks += [t for t in config.get("data", {}).get("tasks", []) if t not in tasks]
+    return tuple(tasks), first
+
+
+def default_domains(vaes: list[Pipeline]) -> tuple[str, ...]:
+    """Every domain in the VAEs' streams, then ``heldout``; :data:`DOMAINS` without VAEs."""
+    tasks, _ = stream_of(vaes)
+    return (*tasks, *(["heldout"] if "heldout" not in tasks else [])) if tasks else DOMAINS
+
+
 def _wrap(venv: VecEnv, pipeline: Pipeline, vaes: dict[str, ConvVAE], device: torch.device) -> VecEnv:
     if pipeline.label == ORACLE:
         return OracleObservation(venv)
@@ -109,6 +132,7 @@ def evaluate_matrix(
     precision: str = "auto",
     data: StreamData | None = None,
     workers: int | None = None,
+    data_tasks: tuple[str, ...] = DATA_TASKS,
 ) -> dict[str, Any]:
     """Evaluate every pipeline in every domain; write ``matrix.json``, ``matrix.csv`` and strips to ``out``.
 
@@ -117,7 +141,8 @@ def evaluate_matrix(
     is seeded by ``k`` alone and the agent acts in padded batches.
 
     The VAEs run at ``precision`` (:mod:`benchmark.mapping.fastpath`); the agent always in fp32. With
-    ``data`` (the VAEs' data set), the agent agreement on its test sets is added.
+    ``data`` (the VAEs' data set, of the tasks ``data_tasks``), the agent agreement on its test
+    sets is added.
     """
     device = torch.device(device)
     fast = resolve_fast_path(precision, device)
@@ -141,7 +166,7 @@ def evaluate_matrix(
     rows = []
     if data is not None:
         views: dict[str, ConvVAE | None] = {p.label: vaes.get(p.label) for p in pipelines if p.label != ORACLE}
-        rows = agreement(model, views, data, tuple(DATA_TASKS[: data.num_tasks]), agent.env.scene)
+        rows = agreement(model, views, data, tuple(data_tasks[: data.num_tasks]), agent.env.scene)
     matrix = {
         "agent": agent.key(),
         "preset": agent.preset,
@@ -215,15 +240,18 @@ def closed_loop(
     model, _, _ = get_or_train_agent(cfg, runs / "rl", device, progress)
     out = runs / "rl_eval" / preset
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
+    tasks, _ = stream_of(vaes)
     matrix = evaluate_matrix(
         model,
         cfg,
         pipelines,
         out,
+        domains=default_domains(vaes),
         episodes=episodes or EVAL_EPISODES[preset],
         device=device,
         progress=progress,
         precision=precision,
         data=data,
+        data_tasks=tasks or DATA_TASKS,
     )
     return matrix, out
