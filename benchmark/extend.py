@@ -14,7 +14,6 @@ that the new ones caused, and record them in ``results.json`` (``extension``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 from benchmark.cli import check_writable_folder, fail, import_modules, load_data, sigterm_as_interrupt
 from benchmark.common.device import configure_threads, resolve_device
 from benchmark.common.io import write_json
-from benchmark.continual.config import TrainConfig, run_dir
+from benchmark.continual.config import run_dir
 from benchmark.continual.extend import ExtendError, check_overrides, extended_config, finished_config, prepare_extension
 from benchmark.continual.runner import ResumeError, run_strategy
 from benchmark.mapping.fastpath import resolve_fast_path
@@ -34,7 +33,9 @@ REPORTED = ("mse", "target_error_m")
 
 def _given(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
     """The data and training flags the user set (None for those left at their defaults)."""
-    given: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    from benchmark.run import train_overrides
+
+    given = train_overrides(args)
     given.pop("epochs")
     given.update(n_train=args.n_train, n_test=args.n_test, resolution=args.resolution)
     given["seed"] = args.data_seed if args.data_seed != parser.get_default("data_seed") else None

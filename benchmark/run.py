@@ -72,6 +72,30 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(
             flag, type=_field_type(f.name), default=None, metavar=f.name.upper(), help=f"(default: {shown})"
         )
+    group.add_argument(
+        "--plain-eq1",
+        action="store_true",
+        help="the paper's plain Eq. 1: no foreground weighting (--arm-weight, --target-weight, --stray-weight 0)",
+    )
+
+
+PLAIN_EQ1 = ("arm_weight", "target_weight", "stray_weight")
+"""The :class:`TrainConfig` fields that ``--plain-eq1`` sets to 0."""
+
+
+def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The training fields the flags give (None where a flag is not given), ``--plain-eq1`` applied.
+
+    Raises ``ValueError`` in one line when ``--plain-eq1`` meets a non-zero weight of its own.
+    """
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    if getattr(args, "plain_eq1", False):
+        clash = [n for n in PLAIN_EQ1 if given[n]]
+        if clash:
+            flags = ", ".join("--" + n.replace("_", "-") for n in clash)
+            raise ValueError(f"--plain-eq1 sets the foreground weights to 0; drop {flags}")
+        given.update(dict.fromkeys(PLAIN_EQ1, 0.0))
+    return given
 
 
 def build_parser(prog: str = "python -m benchmark.run") -> argparse.ArgumentParser:
@@ -176,7 +200,7 @@ def resolve_setup(args: argparse.Namespace) -> RunSetup:
     names = parse_strategies(args.strategy or "der")
     device = resolve_device(args.device)
     fast = resolve_fast_path(args.precision, device, args.channels_last, args.compile)
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    overrides = train_overrides(args)
     spec = data_spec_from_args(args)
     train_cfg = get_preset(args.preset).train_config(len(spec.tasks), **overrides)
     return RunSetup(names, device, fast, train_cfg, spec)

@@ -234,6 +234,47 @@ def test_grad_clip_bounds_every_step_and_zero_disables_it(argv, tmp_path, caplog
         assert "gradient norm clipped" not in caplog.text
 
 
+class _RecordRates(SupervisedPlugin):
+    """A test strategy's plugin: the learning rate of every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def before_update(self, strategy, **kwargs):
+        self.rates.append(strategy.optimizer.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_cosine_schedule_decays_within_each_experience_and_restarts(argv, tmp_path, schedule):
+    recorder = _RecordRates()
+
+    @register_strategy("test-lr")
+    def lr_strategy(ctx):
+        """Records learning rates."""
+        return Naive(**ctx.template_kwargs(recorder))
+
+    try:
+        flags = ["--lr-schedule", schedule, "--lr-floor", "0.1", "--lr", "0.002", "--epochs", "2,2,1"]
+        assert main(["--strategy", "test-lr", *flags, *argv]) == 0
+    finally:
+        unregister_strategy("test-lr")
+    config = json.loads((tmp_path / "runs" / "test-lr" / "seed0" / "config.json").read_text())
+    assert config["train"]["lr_schedule"] == schedule
+    # Task 1 (2 epochs of 2 batches) then Task 2 (1 epoch of 2): the shared Task-0 model is trained elsewhere.
+    if schedule == "constant":
+        assert recorder.rates == [0.002] * 6
+    else:
+        expected = [0.002 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / n))) for n in (4, 2) for k in range(n)]
+        assert recorder.rates == pytest.approx(expected)
+        assert recorder.rates[0] == recorder.rates[4] == pytest.approx(0.002)  # each task restarts at the peak
+
+
+def test_bad_schedule_is_one_line(argv, capsys):
+    assert main(["--strategy", "finetune", "--lr-schedule", "step", *argv]) == 2
+    assert "lr_schedule must be one of constant, cosine" in capsys.readouterr().err
+
+
 def test_grad_clip_must_not_be_negative(argv, capsys):
     assert main(["--strategy", "finetune", "--grad-clip", "-1", *argv]) == 2
     assert "grad_clip must not be negative" in capsys.readouterr().err
@@ -246,3 +287,11 @@ def test_out_folder_that_cannot_be_created_is_one_line_and_exit_2(argv, tmp_path
     assert main(["--strategy", "finetune", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot use") and "--out" in err[0]
+
+
+def test_plain_eq1_is_one_flag_and_clashes_are_one_line(argv, tmp_path, capsys):
+    assert main(["--strategy", "finetune", "--plain-eq1", "--target-weight", "5", *argv]) == 2
+    assert "--plain-eq1 sets the foreground weights to 0; drop --target-weight" in capsys.readouterr().err
+    assert main(["--strategy", "finetune", "--plain-eq1", *argv]) == 0
+    train = json.loads((tmp_path / "runs" / "finetune" / "seed0" / "config.json").read_text())["train"]
+    assert train["arm_weight"] == train["target_weight"] == train["stray_weight"] == 0.0

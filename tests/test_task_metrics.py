@@ -153,3 +153,49 @@ def test_dilation_weights_a_band_of_floor_around_the_objects():
     assert torch.all(weights[3:6, 3:6] == 100.0) and weights[4, 6] == 1.0
     assert torch.all(weights[:2] == 10.0) and torch.all(weights[2, :] == 1.0)
     assert torch.equal(pixel_weights(mask, LossConfig(arm_weight=9.0))[0, 0, 1:], torch.ones(8, 9))
+
+
+def test_stray_pixels_make_a_false_positive_on_the_floor_as_dear_as_a_miss():
+    from benchmark.mapping.loss import stray_pixels
+
+    mask = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    mask[0, 0, 0] = MASK_TARGET
+    canonical = torch.full((1, 3, 4, 4), 0.5)
+    canonical[0, :, 0, 0] = torch.tensor([1.0, 0.0, 0.0])
+    painted = canonical.clone()
+    painted[0, :, 0, 1] = torch.tensor([1.0, 0.0, 0.0])  # the target painted one pixel too wide
+    painted[0, :, 3, 3] = 0.55  # a faint error under the threshold: not stray
+    stray = stray_pixels(painted, canonical, mask)[0, 0]
+    assert stray.sum() == 1 and stray[0, 1] == 1
+    assert stray_pixels(canonical, canonical, mask).sum() == 0
+    plain = LossConfig(target_weight=99.0)
+    strict = LossConfig(target_weight=99.0, stray_weight=99.0)
+    aux = torch.zeros(1, 5)
+    cost = [float(vae_loss(_output(painted), canonical, aux, c, 0.0, mask).recon) for c in (plain, strict)]
+    wide = 0.5**2 + 0.5**2 + 0.5**2  # the false positive's squared error, summed over channels
+    assert cost[0] == pytest.approx(wide + 3 * 0.05**2)
+    assert cost[1] == pytest.approx(100 * wide + 3 * 0.05**2)
+
+
+def test_agent_augmentation_grows_the_target_and_arm_exactly_into_the_floor(renderer):
+    from benchmark.rl.imitation import grow_objects
+
+    pairs = [renderer.render_with_mask(s, CANONICAL) for s in _states(renderer, 6, seed=3)]
+    images = torch.from_numpy(np.stack([p[0] for p in pairs])).permute(0, 3, 1, 2).float()
+    masks = torch.from_numpy(np.stack([p[1] for p in pairs])).long()
+    assert torch.equal(grow_objects(images, 0, torch.Generator().manual_seed(0)), images)
+    grown = grow_objects(images, 2, torch.Generator().manual_seed(0))
+    changed = (grown != images).any(dim=1)
+    assert changed.any() and bool((masks[changed] == MASK_FLOOR).all())  # objects are never repainted
+    # Every new pixel lies within 2 pixels (Chebyshev) of the object it grew from.
+    near = torch.nn.functional.max_pool2d((masks != MASK_FLOOR).float().unsqueeze(1), 5, 1, 2)[:, 0] > 0
+    assert bool(near[changed].all())
+    # A target grown by one pixel covers exactly its mask dilated by one pixel (where that is floor).
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        draws = torch.randint(0, 2, (2, len(images)), generator=g)
+        one = grow_objects(images, 1, torch.Generator().manual_seed(seed))
+        red = (one[:, 0] - 2.5 * torch.maximum(one[:, 1], one[:, 2])) / 255 > 0.2
+        ring = torch.nn.functional.max_pool2d((masks == MASK_TARGET).float().unsqueeze(1), 3, 1, 1)[:, 0] > 0
+        expected = torch.where(draws[0].view(-1, 1, 1) > 0, ring & (masks != MASK_ARM), masks == MASK_TARGET)
+        assert torch.equal(red, expected)

@@ -91,3 +91,16 @@ def test_coordinate_decoder_sees_where_each_pixel_is_and_round_trips(tmp_path):
     again = load_vae(tmp_path / "m.pt")
     x = torch.rand(2, 3, 32, 32)
     assert again.config.decoder_coords and torch.equal(again.reconstruct(x), model.reconstruct(x))
+
+
+def test_refining_decoder_adds_a_convolution_per_stage_and_round_trips(tmp_path):
+    plain = ConvVAE(VAEConfig(resolution=32, latent_size=4))
+    model = ConvVAE(VAEConfig(resolution=32, latent_size=4, decoder_refine=True)).eval()
+    refine = [m for m in model.decoder if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in refine] == [(n, n, (3, 3)) for n in (128, 64, 32)]
+    assert not any(isinstance(m, torch.nn.Conv2d) for m in plain.decoder)  # the default keeps the saved models' layout
+    save_vae(model, tmp_path / "m.pt")
+    again = load_vae(tmp_path / "m.pt")
+    x = torch.rand(2, 3, 32, 32)
+    assert again.config.decoder_refine and torch.equal(again.reconstruct(x), model.reconstruct(x))
+    assert again.reconstruct(x).shape == x.shape

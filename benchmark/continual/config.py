@@ -13,6 +13,9 @@ from benchmark.mapping.fastpath import FastPath
 from benchmark.mapping.loss import LossConfig
 from benchmark.mapping.vae import VAEConfig
 
+LR_SCHEDULES = ("constant", "cosine")
+"""Learning-rate schedules of :attr:`TrainConfig.lr_schedule`."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -26,8 +29,17 @@ class TrainConfig:
     more per image here: on quick, 1,200 steps of 32 reach a lower test MSE than 300 of 128."""
     eval_batch_size: int = 512
     lr: float = 1e-3
-    """Adam learning rate."""
+    """Adam learning rate (the peak of each experience under ``lr_schedule`` ``cosine``)."""
+    lr_schedule: str = "constant"
+    """``constant``, or ``cosine``: decayed to ``lr_floor * lr`` over each experience and reset
+    at the next (:class:`benchmark.continual.plugins.CosineLR`)."""
+    lr_floor: float = 0.0
+    """``cosine``: the last iteration's rate as a fraction of ``lr``."""
     latent_size: int = 32
+    decoder_refine: bool = True
+    """A 3x3 convolution after each upsampling of the decoder but the last (see
+    :class:`benchmark.mapping.vae.VAEConfig`; measured in the README, "What makes the mapping
+    keep the task")."""
     decoder_coords: bool = False
     """CoordConv decoder: coordinate channels before each transposed convolution (see
     :class:`benchmark.mapping.vae.VAEConfig`)."""
@@ -47,6 +59,9 @@ class TrainConfig:
     """Foreground-weighted Eq. 1: extra weight of the target's pixels (x100 in all)."""
     weight_dilation: int = 0
     """Foreground-weighted Eq. 1: the weighted regions grown by this many pixels."""
+    stray_weight: float = 19.0
+    """Foreground-weighted Eq. 1: extra weight of the floor pixels the reconstruction paints off
+    the floor colour (see :func:`benchmark.mapping.loss.stray_pixels`)."""
     grad_clip: float = 100.0
     """Largest global gradient norm of one step (0: no clipping). At a task switch the first
     gradients are hundreds of times the usual (norm ~10^4 against a median of ~40 on quick) while Adam's
@@ -65,12 +80,16 @@ class TrainConfig:
         for name in ("batch_size", "eval_batch_size", "latent_size", "mem_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0 <= self.lr_floor <= 1:
+            raise ValueError(f"lr_floor must lie in [0, 1], got {self.lr_floor}")
         for name in ("lr", "alpha"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in (
             "beta", "gamma", "der_alpha", "der_beta", "kl_anneal_iterations", "grad_clip",
-            "arm_weight", "target_weight", "weight_dilation",
+            "arm_weight", "target_weight", "weight_dilation", "stray_weight",
         ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
@@ -81,7 +100,12 @@ class TrainConfig:
 
     def vae_config(self, resolution: int) -> VAEConfig:
         """The architecture this config trains, for ``resolution`` images."""
-        return VAEConfig(resolution=resolution, latent_size=self.latent_size, decoder_coords=self.decoder_coords)
+        return VAEConfig(
+            resolution=resolution,
+            latent_size=self.latent_size,
+            decoder_coords=self.decoder_coords,
+            decoder_refine=self.decoder_refine,
+        )
 
     def loss_config(self) -> LossConfig:
         """The Eq. 1 weights and KL schedule of this config."""
@@ -93,6 +117,7 @@ class TrainConfig:
             self.arm_weight,
             self.target_weight,
             self.weight_dilation,
+            self.stray_weight,
         )
 
 

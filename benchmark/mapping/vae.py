@@ -1,7 +1,8 @@
 """The convolutional VAE that maps any image to the canonical image, and how to save and load it.
 
 Encoder: four stride-2 convolutions to ``mu`` and ``logvar``; decoder: a linear layer and four
-stride-2 transposed convolutions to a ``[0, 1]`` image; auxiliary head: two linear layers from
+stride-2 transposed convolutions to a ``[0, 1]`` image (by default each but the last followed by a
+3x3 convolution, :attr:`VAEConfig.decoder_refine`); auxiliary head: two linear layers from
 the latent to the auxiliary vector (target position and joint angles).
 
 Written here rather than taken from Avalanche: avalanche-lib 0.6.0's ``MlpVAE`` is fully
@@ -57,6 +58,11 @@ class VAEConfig:
     """Channels of the four encoder convolutions (mirrored by the decoder)."""
     aux_size: int = AUX_SIZE
     aux_hidden: int = 64
+    decoder_refine: bool = False
+    """Follow each upsampling of the decoder but the last by a 3x3 convolution (same channels):
+    a transposed convolution alone paints each output pixel from a 2x2 patch of the coarser
+    grid, and a thin arm at an arbitrary angle needs its neighbours too. About doubles the
+    decoder's arithmetic."""
     decoder_coords: bool = False
     """Give every transposed convolution of the decoder two coordinate channels (CoordConv, Liu et
     al. 2018): convolutions are translation-equivariant, so placing a small object at an exact
@@ -79,10 +85,14 @@ class AddCoords(nn.Module):
         return torch.cat([x, rows, cols], dim=1)
 
 
-def _up(channels_in: int, channels_out: int, coords: bool) -> list[nn.Module]:
-    """One decoder stage: a stride-2 transposed convolution, with coordinate channels first if ``coords``."""
+def _up(channels_in: int, channels_out: int, coords: bool, refine: bool = False) -> list[nn.Module]:
+    """One decoder stage: a stride-2 transposed convolution, with coordinate channels first if
+    ``coords``, and a 3x3 convolution after it if ``refine``."""
     conv = nn.ConvTranspose2d(channels_in + 2 * coords, channels_out, 4, 2, 1)
-    return [AddCoords(), conv] if coords else [conv]
+    stage: list[nn.Module] = [AddCoords(), conv] if coords else [conv]
+    if refine:
+        stage += [nn.LeakyReLU(0.2), nn.Conv2d(channels_out, channels_out, 3, 1, 1)]
+    return stage
 
 
 class ConvVAE(nn.Module):
@@ -106,12 +116,12 @@ class ConvVAE(nn.Module):
         self.to_mu = nn.Linear(flat, cfg.latent_size)
         self.to_logvar = nn.Linear(flat, cfg.latent_size)
         self.from_latent = nn.Linear(cfg.latent_size, flat)
-        k = cfg.decoder_coords
+        k, r = cfg.decoder_coords, cfg.decoder_refine
         self.decoder = nn.Sequential(
             act,
-            *_up(c[3], c[2], k), act,
-            *_up(c[2], c[1], k), act,
-            *_up(c[1], c[0], k), act,
+            *_up(c[3], c[2], k, r), act,
+            *_up(c[2], c[1], k, r), act,
+            *_up(c[1], c[0], k, r), act,
             *_up(c[0], 3, k),
             nn.Sigmoid(),
         )  # fmt: skip
