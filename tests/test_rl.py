@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import shutil
 
@@ -59,6 +61,11 @@ def test_agent_config_round_trip_and_key():
     again = AgentConfig.from_dict(json.loads(json.dumps(SMOKE.to_dict())))
     assert again == SMOKE and again.key() == SMOKE.key()
     assert agent_config("smoke", seed=1).key() != SMOKE.key()
+    # An option added later is out of the key at its off value (cached agents stay valid), in it otherwise.
+    fields = {k: v for k, v in SMOKE.to_dict().items() if k != "augment_grow"}
+    old_key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    assert SMOKE.augment_grow == 0 and SMOKE.key().endswith(old_key)
+    assert dataclasses.replace(SMOKE, augment_grow=1).key() != SMOKE.key()
     assert agent_config("smoke", resolution=32).resolution == 32
     with pytest.raises(KeyError, match="valid presets"):
         agent_config("huge")

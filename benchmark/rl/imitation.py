@@ -13,13 +13,15 @@ which reads the joint angles and target position from the environment's ``info``
    deterministic action plus a little noise), the teacher labels the frames it visits, they
    join the data set, and the actor is trained further on all of it.
 
-The frames the actor is fitted to are augmented (:func:`augment`): the target and the arm grown
-by a pixel or two, a random Gaussian blur and a slight colour jitter of the *canonical* renders,
-never a task domain, so the agent is still trained on canonical images only. The authors'
-related simulator blurs its observation images on purpose; here the reasons are measured:
-without the blur a blur of sigma 0.8 px (about what a VAE's reconstruction loses) took the agent
-from 96% to 57% canonical success, and without the growth a target drawn one pixel wider (as
-VAEs draw it) turned a joint the wrong way on 15% of the canonical test images.
+The frames the actor is fitted to are augmented (:func:`augment`): a random Gaussian blur and a
+slight colour jitter of the *canonical* renders (and, as an option, the target and the arm grown
+by a pixel or two), never a task domain, so the agent is still trained on canonical images only.
+The authors' related simulator blurs its observation images on purpose; here the reason is
+measured: without the blur a blur of sigma 0.8 px (about what a VAE's reconstruction loses)
+took the agent from 96% to 57% canonical success. The growth (``augment_grow``) answers another
+measured weakness, a target drawn one pixel wider (as VAEs draw it) turning a joint the wrong
+way on 15% of the canonical test images, but it cost the agent more than it gained (off; see
+:attr:`benchmark.rl.config.AgentConfig.augment_grow`).
 
 The agent never sees the privileged state: it acts on images only, like a PPO agent, and is
 saved and loaded as an SB3 ``PPO`` model, so evaluation, the VAE pipelines and the cache treat
