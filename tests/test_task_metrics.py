@@ -178,6 +178,7 @@ def test_stray_pixels_make_a_false_positive_on_the_floor_as_dear_as_a_miss():
 
 
 def test_agent_augmentation_grows_the_target_and_arm_exactly_into_the_floor(renderer):
+    from benchmark.mapping.task_metrics import REDNESS_THRESHOLD, redness
     from benchmark.rl.imitation import grow_objects
 
     pairs = [renderer.render_with_mask(s, CANONICAL) for s in _states(renderer, 6, seed=3)]
@@ -195,7 +196,7 @@ def test_agent_augmentation_grows_the_target_and_arm_exactly_into_the_floor(rend
         g = torch.Generator().manual_seed(seed)
         draws = torch.randint(0, 2, (2, len(images)), generator=g)
         one = grow_objects(images, 1, torch.Generator().manual_seed(seed))
-        red = (one[:, 0] - 2.5 * torch.maximum(one[:, 1], one[:, 2])) / 255 > 0.2
+        red = redness(one / 255) > REDNESS_THRESHOLD
         ring = torch.nn.functional.max_pool2d((masks == MASK_TARGET).float().unsqueeze(1), 3, 1, 1)[:, 0] > 0
         expected = torch.where(draws[0].view(-1, 1, 1) > 0, ring & (masks != MASK_ARM), masks == MASK_TARGET)
         assert torch.equal(red, expected)

@@ -38,6 +38,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from benchmark.mapping.fastpath import to_float_images
+from benchmark.mapping.task_metrics import ARM_THRESHOLD
 from benchmark.mapping.vae import VAEOutput
 from envs.renderer import MASK_ARM, MASK_FLOOR, MASK_TARGET
 
@@ -108,9 +109,9 @@ def pixel_weights(mask: torch.Tensor, config: LossConfig) -> torch.Tensor:
     return weights
 
 
-STRAY_THRESHOLD = 0.1
+STRAY_THRESHOLD = ARM_THRESHOLD
 """A floor pixel is stray when the reconstruction misses its colour by more than this in some
-channel (the arm-IoU detector's threshold, :mod:`benchmark.mapping.task_metrics`)."""
+channel: the arm-IoU detector's threshold (:data:`benchmark.mapping.task_metrics.ARM_THRESHOLD`)."""
 
 
 def stray_pixels(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
