@@ -41,6 +41,17 @@ def non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
+def unit_fraction(text: str) -> float:
+    """argparse type: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value}")
+    return value
+
+
 def resolution(text: str) -> int:
     """argparse type: an image side in pixels, a multiple of 16 from 16 to 512."""
     value = positive_int(text)
@@ -117,6 +128,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resolution", type=resolution, default=None, help="image side in pixels (default: 64)")
     group.add_argument("--data-seed", type=non_negative_int, default=0, help="seed of the rendered scenes (default: 0)")
     group.add_argument(
+        "--approach-fraction",
+        type=unit_fraction,
+        default=None,
+        help="fraction of training scenes with the arm about to reach the target (default: the preset's)",
+    )
+    group.add_argument(
         "--tasks",
         type=task_list,
         default=None,
@@ -128,7 +145,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def data_spec_from_args(args: argparse.Namespace) -> DataSpec:
     """The :class:`DataSpec` the data flags describe."""
     return get_preset(args.preset).data_spec(
-        n_train=args.n_train, n_test=args.n_test, resolution=args.resolution, seed=args.data_seed, tasks=args.tasks
+        n_train=args.n_train,
+        n_test=args.n_test,
+        resolution=args.resolution,
+        seed=args.data_seed,
+        tasks=args.tasks,
+        approach_fraction=args.approach_fraction,
     )
 
 

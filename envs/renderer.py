@@ -103,6 +103,10 @@ class SceneState(NamedTuple):
 AUX_SIZE = 5
 """Length of :meth:`SceneState.aux_vector`."""
 
+APPROACH_OFFSET = 0.4
+"""Largest joint-space distance (rad) of :meth:`Renderer.sample_approach_state`'s arm from its
+target's joints: up to about 0.35 m between the arm's end and the target."""
+
 MASK_FLOOR, MASK_ARM, MASK_TARGET = 0, 1, 2
 """Labels of a segmentation mask (:meth:`Renderer.render_with_mask`): floor or nothing, the arm, the target."""
 
@@ -180,6 +184,24 @@ class Renderer:
         limits = self.scene.joint_limits
         target_joints = rng.uniform(limits[:, 0], limits[:, 1])
         arm_joints = rng.uniform(limits[:, 0], limits[:, 1])
+        target = self.end_position(target_joints)
+        return SceneState(
+            joints=(float(arm_joints[0]), float(arm_joints[1])),
+            target=(float(target[0]), float(target[1]), float(target[2])),
+        )
+
+    def sample_approach_state(self, rng: np.random.Generator, max_offset: float = APPROACH_OFFSET) -> SceneState:
+        """A random target and an arm pose near reaching it: the target's joints moved by at most
+        ``max_offset`` radians (a uniform distance in a uniform direction of joint space), within the limits.
+
+        These are the poses the closed loop passes through just before success, the rarest in
+        :meth:`sample_state`'s independent draws (README, "The agent and the closed loop").
+        """
+        limits = self.scene.joint_limits
+        target_joints = rng.uniform(limits[:, 0], limits[:, 1])
+        angle = rng.uniform(0.0, 2.0 * math.pi)
+        offset = rng.uniform(0.0, max_offset) * np.array([math.cos(angle), math.sin(angle)])
+        arm_joints = np.clip(target_joints + offset, limits[:, 0], limits[:, 1])
         target = self.end_position(target_joints)
         return SceneState(
             joints=(float(arm_joints[0]), float(arm_joints[1])),

@@ -109,7 +109,49 @@ def test_data_cli_preview_and_errors(tmp_path, capsys):
     assert preview.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert "3 tasks" in out and "preview written" in out
-    for bad in (["--preset", "huge"], ["--n-train", "0"], ["--resolution", "50"], ["--workers", "x"]):
+    for bad in (
+        ["--preset", "huge"], ["--n-train", "0"], ["--resolution", "50"], ["--workers", "x"],
+        ["--approach-fraction", "1.5"], ["--approach-fraction", "half"],
+    ):  # fmt: skip
         with pytest.raises(SystemExit) as exc:
             data_main(bad)
         assert exc.value.code == 2
+
+
+def _end_to_target(aux: np.ndarray, renderer) -> np.ndarray:
+    return np.array([np.linalg.norm(renderer.end_position(a[3:5]) - a[:3]) for a in aux])
+
+
+def test_approach_states_put_the_arm_near_its_target():
+    from envs.renderer import APPROACH_OFFSET, Renderer
+
+    renderer = Renderer()
+    rng = np.random.default_rng(0)
+    states = [renderer.sample_approach_state(rng) for _ in range(200)]
+    limits = renderer.scene.joint_limits
+    joints = np.array([s.joints for s in states])
+    assert np.all((joints >= limits[:, 0]) & (joints <= limits[:, 1]))
+    aux = np.array([s.aux_vector() for s in states])
+    near = _end_to_target(aux, renderer)
+    assert near.max() <= 0.9 * APPROACH_OFFSET + 1e-6  # the arm is 0.9 m long
+    independent = _end_to_target(np.array([renderer.sample_state(rng).aux_vector() for _ in range(200)]), renderer)
+    assert np.median(near) < 0.2 < np.median(independent)
+    renderer.close()
+
+
+def test_approach_fraction_changes_training_scenes_only(smoke_spec, smoke_data):
+    from envs.renderer import Renderer
+
+    assert "approach_fraction" not in smoke_spec.to_dict()  # keys of older data sets still hold
+    spec = replace(smoke_spec, approach_fraction=1.0)
+    assert type(spec).from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert spec_key(spec) != spec_key(smoke_spec)
+    data, _ = generate(spec, workers=1, progress=False)
+    assert data.test_inputs.tobytes() == smoke_data.test_inputs.tobytes()
+    renderer = Renderer(spec.scene)
+    for t in range(len(spec.tasks)):
+        assert _end_to_target(data.train_aux[t], renderer).max() < 0.37
+        assert np.median(_end_to_target(smoke_data.train_aux[t], renderer)) > 0.4
+    renderer.close()
+    with pytest.raises(ValueError, match="approach_fraction"):
+        replace(smoke_spec, approach_fraction=-0.1)

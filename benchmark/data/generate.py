@@ -29,7 +29,7 @@ from benchmark.common.device import available_cores
 from benchmark.data.spec import DataSpec
 from envs.domains import get_domain
 from envs.effects import apply_effects
-from envs.renderer import AUX_SIZE, Renderer
+from envs.renderer import AUX_SIZE, Renderer, SceneState
 
 CHUNK = 32
 """Samples per worker job: large enough to batch the post-processing, small enough to balance."""
@@ -120,6 +120,14 @@ def appearance_seed(spec: DataSpec, split: str, task: int, index: int) -> np.ran
     return np.random.SeedSequence([spec.seed, 2 + _SPLIT_CODE[split], task, index])
 
 
+def sample_scene(renderer: Renderer, spec: DataSpec, split: str, rng: np.random.Generator) -> SceneState:
+    """One sample's scene state: an approach pose for ``spec.approach_fraction`` of the training
+    samples (see :class:`~benchmark.data.spec.DataSpec`), else independent arm and target."""
+    if spec.approach_fraction and split == "train" and rng.random() < spec.approach_fraction:
+        return renderer.sample_approach_state(rng)
+    return renderer.sample_state(rng)
+
+
 def render_job(renderer: Renderer, spec: DataSpec, job: Job) -> JobResult:
     """Render the samples ``job.start:job.stop`` of one split and task."""
     domain = get_domain(spec.tasks[job.task])
@@ -133,7 +141,8 @@ def render_job(renderer: Renderer, spec: DataSpec, job: Job) -> JobResult:
     appearances = []
     renders = 0
     for k, index in enumerate(range(job.start, job.stop)):
-        state = renderer.sample_state(np.random.default_rng(state_seed(spec, job.split, job.task, index)))
+        rng = np.random.default_rng(state_seed(spec, job.split, job.task, index))
+        state = sample_scene(renderer, spec, job.split, rng)
         appearance = domain.sample(np.random.default_rng(appearance_seed(spec, job.split, job.task, index)))
         appearances.append(appearance)
         if targets is None or masks is None:

@@ -31,6 +31,13 @@ class DataSpec:
     """Test samples per task; the test scene states are shared by all tasks."""
     seed: int = 0
     """Seed of the scene states and appearances (independent of the training seed)."""
+    approach_fraction: float = 0.0
+    """Fraction of the *training* scenes whose arm is about to reach the target
+    (:meth:`~envs.renderer.Renderer.sample_approach_state`) instead of posed independently of it,
+    as the paper's scenes are. The closed loop spends its last steps in such poses, where a
+    mapping trained on independent poses draws the arm's end onto the target. Test scenes
+    stay independent, so test figures compare across values. Left out of :meth:`to_dict` at 0,
+    so the keys of data sets made before the option existed still hold."""
 
     def __post_init__(self) -> None:
         if self.n_train < 1 or self.n_test < 1:
@@ -39,12 +46,17 @@ class DataSpec:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
         if not self.tasks:
             raise ValueError("at least one task is needed")
+        if not 0.0 <= self.approach_fraction <= 1.0:
+            raise ValueError(f"approach_fraction must be in [0, 1], got {self.approach_fraction}")
         for name in self.tasks:
             get_domain(name)  # raises with the list of valid names
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (tuples become lists)."""
-        return dataclasses.asdict(self)
+        """JSON-ready form (tuples become lists); ``approach_fraction`` only where it is not 0."""
+        data = dataclasses.asdict(self)
+        if data["approach_fraction"] == 0.0:
+            del data["approach_fraction"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataSpec:
@@ -56,4 +68,5 @@ class DataSpec:
             n_train=int(data["n_train"]),
             n_test=int(data["n_test"]),
             seed=int(data["seed"]),
+            approach_fraction=float(data.get("approach_fraction", 0.0)),
         )
