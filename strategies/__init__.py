@@ -1,10 +1,13 @@
 """Continual-learning strategies for the VAE, each one builder function found by name.
 
-Importing this package registers the built-in strategies: ``single``, ``finetune``,
-``joint``, ``er`` and ``der``. See :mod:`strategies.registry` to add one.
+Importing this package registers the built-in strategies, by family: the baselines ``single``,
+``finetune`` and ``joint``; parameter regularisation ``ewc``, ``si`` and ``mas``; gradient
+projection ``agem``; functional distillation ``lwf``; replay ``er``, ``der``
+(DER++) and ``der-plain``. See :mod:`strategies.registry` to add one.
 """
 
-from strategies import baselines, der, er  # noqa: F401  (registers the built-in strategies)
+# Registration order is the order of ``all`` and of the tables: by family.
+from strategies import baselines, ewc, si, mas, agem, lwf, er, der, der_plain  # noqa: F401, I001
 from strategies.registry import (
     StrategyContext,
     StrategyEntry,

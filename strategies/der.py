@@ -30,14 +30,9 @@ from avalanche.training.templates import SupervisedTemplate
 from torch.utils.data import DataLoader
 
 from benchmark.mapping.loss import VAELoss, vae_loss
-from benchmark.mapping.vae import ConvVAE
+from strategies.distill import distillation
+from strategies.passes import to_uint8
 from strategies.registry import StrategyContext, register_strategy
-
-
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
-    if images.dtype == torch.uint8:  # straight from the data set
-        return images.detach().clone()
-    return images.detach().mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
 class DERBuffer:
@@ -71,8 +66,8 @@ class DERBuffer:
         """Offer a batch: ``inputs``, ``targets`` (float in [0, 1] or uint8), ``masks``, ``aux``, ``recon``, ``mu``,
         ``logvar``; images and masks are stored as uint8, the rest as float."""
         rows = {
-            "inputs": _to_uint8(batch["inputs"]),
-            "targets": _to_uint8(batch["targets"]),
+            "inputs": to_uint8(batch["inputs"]),
+            "targets": to_uint8(batch["targets"]),
             "masks": batch["masks"].detach().to(torch.uint8),
             **{k: batch[k].detach().float() for k in ("aux", "recon", "mu", "logvar")},
         }
@@ -108,15 +103,6 @@ class DERBuffer:
         self.size, self.seen = int(state["size"]), int(state["seen"])
         self.generator.set_state(state["generator"])
         self.data = {k: v.to(device) for k, v in state["data"].items()}
-
-
-def distillation(model: ConvVAE, stored: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Squared error of the current deterministic outputs on buffered inputs vs. the stored outputs."""
-    mu, logvar = model.encode(stored["inputs"])
-    recon = model.decode(mu)
-    n = stored["inputs"].shape[0]
-    error = (recon - stored["recon"]).pow(2).sum() + (mu - stored["mu"]).pow(2).sum()
-    return (error + (logvar - stored["logvar"]).pow(2).sum()) / n
 
 
 class DERPlugin(SupervisedPlugin):

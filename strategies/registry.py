@@ -9,11 +9,13 @@ plugins. The *schedule* says how the runner feeds it the stream:
 - ``single``: a fresh model per task, trained on that task only for the total epochs;
 - ``joint``: one model on the joint dataset (a third of each task) for the total epochs.
 
-Plugins of a ``continual`` strategy never see Task-0 training, since that model is shared.
-A plugin that keeps state across experiences can implement ``catch_up(strategy, experience)``
-to absorb an experience it did not train on (the runner calls it for Task 0, and on
-``--resume`` for every finished experience), and ``state_dict()`` / ``load_state_dict()`` if
-that state cannot be rebuilt from the data alone (the runner checkpoints it).
+Plugins of a ``continual`` strategy never see Task-0 training, since that model is shared,
+unless it is registered with ``shares_task0=False``: it then trains its own Task-0 model with
+its plugins watching (SI needs Task 0's trajectory). A plugin that keeps state across
+experiences can implement ``catch_up(strategy, experience)`` to absorb an experience it did
+not train on (the runner calls it for Task 0, and on ``--resume`` for every finished
+experience), and ``state_dict()`` / ``load_state_dict()`` if that state cannot be rebuilt
+from the data alone (the runner checkpoints it).
 """
 
 from __future__ import annotations
@@ -74,12 +76,16 @@ class StrategyEntry:
     build: Builder
     schedule: Schedule
     description: str
+    shares_task0: bool = True
+    """``continual`` only: start from the shared Task-0 model (else train Task 0 with the plugins)."""
 
 
 _REGISTRY: dict[str, StrategyEntry] = {}
 
 
-def register_strategy(name: str, schedule: Schedule = "continual") -> Callable[[Builder], Builder]:
+def register_strategy(
+    name: str, schedule: Schedule = "continual", shares_task0: bool = True
+) -> Callable[[Builder], Builder]:
     """Decorator: register ``builder`` under ``name``; its docstring's first line describes it."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
@@ -90,7 +96,7 @@ def register_strategy(name: str, schedule: Schedule = "continual") -> Callable[[
         if name in _REGISTRY:
             raise ValueError(f"strategy {name!r} is already registered")
         doc = (builder.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY[name] = StrategyEntry(name, builder, schedule, doc)
+        _REGISTRY[name] = StrategyEntry(name, builder, schedule, doc, shares_task0)
         return builder
 
     return decorator

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import math
 
 import numpy as np
@@ -15,7 +18,9 @@ from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 from benchmark.continual import runner as train_module
 from benchmark.mapping.vae import load_vae
 from benchmark.run import main
-from strategies import available_strategies, register_strategy, unregister_strategy
+from strategies import available_strategies, get_strategy, register_strategy, unregister_strategy
+
+CONTINUAL = [n for n in available_strategies() if get_strategy(n).schedule == "continual"]
 
 
 @pytest.fixture
@@ -28,11 +33,28 @@ def _results(tmp_path, strategy, seed=0):
     return json.loads((tmp_path / "runs" / strategy / f"seed{seed}" / "results.json").read_text())
 
 
-def test_every_strategy_end_to_end(argv, tmp_path, capsys, caplog):
-    assert main(["--strategy", "all", *argv]) == 0
-    out = capsys.readouterr().out
-    for name in ("single", "finetune", "joint", "er", "der"):
-        assert name in available_strategies()
+@pytest.fixture(scope="module")
+def all_runs(smoke_data_dir, smoke_data, tmp_path_factory):
+    """``--strategy all`` on smoke, once per module: its folder (holding ``runs/``), stdout and log."""
+    folder = tmp_path_factory.mktemp("all")
+    argv = ["--preset", "smoke", "--data-dir", str(smoke_data_dir), "--out", str(folder / "runs"), "--no-progress"]
+    out, log = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(log)
+    logging.getLogger("ciim").addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(out):
+            assert main(["--strategy", "all", *argv]) == 0
+    finally:
+        logging.getLogger("ciim").removeHandler(handler)
+    return folder, out.getvalue(), log.getvalue()
+
+
+def test_every_strategy_end_to_end(all_runs):
+    tmp_path, out, log = all_runs
+    assert {"single", "finetune", "joint", "ewc", "si", "mas", "agem", "lwf", "er", "der", "der-plain"} <= set(
+        available_strategies()
+    )
+    for name in available_strategies():
         res = _results(tmp_path, name)
         rows = 1 if name == "joint" else 3
         assert res["strategy"] == name and res["preset"] == "smoke" and res["seed"] == 0
@@ -56,9 +78,9 @@ def test_every_strategy_end_to_end(argv, tmp_path, capsys, caplog):
         assert name in out
     # continual strategies share one Task-0 model: trained once, then reused, with identical first rows
     assert len(list((tmp_path / "runs" / "_shared").glob("task0-*.pt"))) == 1
-    assert "reusing the Task-0 model" in caplog.text
-    first_rows = {_results(tmp_path, n)["mse_matrix"][0][0] for n in ("finetune", "er", "der")}
-    assert len(first_rows) == 1
+    assert "reusing the Task-0 model" in log
+    first_rows = {_results(tmp_path, n)["mse_matrix"][0][0] for n in CONTINUAL}
+    assert len(first_rows) == 1  # SI trains its own Task 0 (shares_task0=False): its plugin leaves it the same
     # single-task models are judged on their own task
     single = _results(tmp_path, "single")
     assert single["final_mse"] == [single["mse_matrix"][j][j] for j in range(3)]
@@ -74,9 +96,9 @@ def test_kl_ramp_is_in_the_logs(argv, tmp_path):
     assert gammas[3:] == [0.5] * 3
 
 
-def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch):
-    assert main(["--strategy", "der,er", *argv]) == 0
-    reference = {n: _results(tmp_path, n) for n in ("der", "er")}
+@pytest.mark.parametrize("name", CONTINUAL)
+def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch, name, all_runs):
+    reference = _results(all_runs[0], name)
     killed_out = tmp_path / "killed"
     argv = [*argv[:-3], "--out", str(killed_out), "--no-progress"]
     original = train_module._save_step
@@ -87,20 +109,21 @@ def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch):
             raise KeyboardInterrupt
 
     monkeypatch.setattr(train_module, "_save_step", save_then_die)
-    for name in ("der", "er"):
-        assert main(["--strategy", name, *argv]) == 130  # Ctrl-C (or SIGTERM): one line, exit 130
-        assert not (killed_out / name / "seed0" / "results.json").exists()
+    assert main(["--strategy", name, *argv]) == 130  # Ctrl-C (or SIGTERM): one line, exit 130
+    assert not (killed_out / name / "seed0" / "results.json").exists()
     monkeypatch.setattr(train_module, "_save_step", original)
-    # finetune never started: --resume starts it rather than failing
-    assert main(["--strategy", "der,er,finetune", "--resume", *argv]) == 0
-    assert (killed_out / "finetune" / "seed0" / "results.json").is_file()
-    for name in ("der", "er"):
-        resumed = json.loads((killed_out / name / "seed0" / "results.json").read_text())
-        for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix", "final_mse", "target_missing_matrix",
-                    "arm_iou_matrix", "final_target_error_m"):  # fmt: skip
-            np.testing.assert_allclose(resumed[key], reference[name][key], rtol=1e-6, err_msg=f"{name} {key}")
-        metrics = (killed_out / name / "seed0" / "logs" / "metrics.csv").read_text().splitlines()
-        assert sum(r.startswith("eval/exp0/mse,") for r in metrics) == 3  # no duplicated rows
+    assert main(["--strategy", name, "--resume", *argv]) == 0
+    resumed = json.loads((killed_out / name / "seed0" / "results.json").read_text())
+    for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix", "final_mse", "target_missing_matrix",
+                "arm_iou_matrix", "final_target_error_m"):  # fmt: skip
+        np.testing.assert_allclose(resumed[key], reference[key], rtol=1e-6, err_msg=f"{name} {key}")
+    metrics = (killed_out / name / "seed0" / "logs" / "metrics.csv").read_text().splitlines()
+    assert sum(r.startswith("eval/exp0/mse,") for r in metrics) == 3  # no duplicated rows
+
+
+def test_resume_of_a_run_never_started_starts_it(argv, tmp_path):
+    assert main(["--strategy", "finetune", "--resume", *argv]) == 0
+    assert (tmp_path / "runs" / "finetune" / "seed0" / "results.json").is_file()
 
 
 def test_resume_with_another_config_is_refused(argv, tmp_path, capsys):

@@ -72,12 +72,28 @@ class TrainConfig:
     der_alpha: float = 0.3
     """DER: weight of the distillation on stored outputs (Buzzega et al. 2020)."""
     der_beta: float = 0.5
-    """DER++: weight of Eq. 1 on a second buffer sample; 0 gives plain DER."""
+    """DER++: weight of Eq. 1 on a second buffer sample (``der``); ``der-plain`` sets it to 0."""
+    ewc_lambda: float = 1.0
+    """EWC: weight of the quadratic penalty (see :mod:`strategies.ewc` for the value's source)."""
+    si_lambda: float = 1.0
+    """SI: weight of the path-integral penalty (:mod:`strategies.si`)."""
+    mas_lambda: float = 1.0
+    """MAS: weight of the penalty (:mod:`strategies.mas`)."""
+    mas_alpha: float = 0.5
+    """MAS: the old importances' share when a new experience's are merged in."""
+    agem_patterns: int = 250
+    """A-GEM: samples kept per experience (:mod:`strategies.agem`)."""
+    agem_sample_size: int = 256
+    """A-GEM: memory samples of each reference gradient."""
+    si_eps: float = 0.1
+    """SI: damping of the importance's denominator."""
+    lwf_alpha: float = 1.0
+    """LwF: weight of the distillation on the previous model's outputs (:mod:`strategies.lwf`)."""
 
     def __post_init__(self) -> None:
         if not self.epochs or any(e < 1 for e in self.epochs):
             raise ValueError(f"epochs must be positive, got {self.epochs}")
-        for name in ("batch_size", "eval_batch_size", "latent_size", "mem_size"):
+        for name in ("batch_size", "eval_batch_size", "latent_size", "mem_size", "agem_patterns", "agem_sample_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -89,10 +105,13 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in (
             "beta", "gamma", "der_alpha", "der_beta", "kl_anneal_iterations", "grad_clip",
-            "arm_weight", "target_weight", "weight_dilation", "stray_weight",
+            "arm_weight", "target_weight", "weight_dilation", "stray_weight", "ewc_lambda", "si_lambda", "mas_lambda",
+            "lwf_alpha", "si_eps",
         ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0 <= self.mas_alpha <= 1:
+            raise ValueError(f"mas_alpha must lie in [0, 1], got {self.mas_alpha}")
 
     @property
     def total_epochs(self) -> int:
@@ -119,6 +138,14 @@ class TrainConfig:
             self.weight_dilation,
             self.stray_weight,
         )
+
+
+STRATEGY_FIELDS = (
+    "mem_size", "der_alpha", "der_beta", "ewc_lambda", "si_lambda", "mas_lambda", "mas_alpha", "agem_patterns",
+    "agem_sample_size", "lwf_alpha", "si_eps",
+)  # fmt: skip
+"""The :class:`TrainConfig` fields only a strategy's plugin reads: they do not change the shared
+Task-0 model (trained without plugins), so they stay out of its key."""
 
 
 @dataclass(frozen=True)

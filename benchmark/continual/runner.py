@@ -28,7 +28,7 @@ from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 
 from benchmark.common.io import write_json
 from benchmark.continual import checkpoint
-from benchmark.continual.config import RESUME_IGNORES, RunConfig, run_dir
+from benchmark.continual.config import RESUME_IGNORES, STRATEGY_FIELDS, RunConfig, run_dir
 from benchmark.continual.results import append_row, empty_rows, make_results
 from benchmark.continual.session import Session
 from benchmark.data.cache import spec_key
@@ -62,7 +62,7 @@ def task0_path(cfg: RunConfig, out: Path) -> Path:
             "device": torch.device(cfg.device).type,
             "architecture": ARCHITECTURE_VERSION,
             "fast": {k: v for k, v in dataclasses.asdict(cfg.fast).items() if k != "reason"},
-            "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in ("mem_size", "der_alpha", "der_beta")}
+            "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in STRATEGY_FIELDS}
             | {"epochs": t.epochs[0]},
         }
     )
@@ -191,7 +191,7 @@ def run_strategy(
                 if not hasattr(plugin, "load_state_dict"):
                     for k in range(start_step):
                         plugin.catch_up(session.strategy, steps[k][0])
-        elif entry.schedule == "continual":
+        elif entry.schedule == "continual" and entry.shares_task0:
             state, row = shared_task0(cfg, device, data, out, progress)
             session.load_state(state, plugins=False)
             for plugin in session.plugins_with("catch_up"):
