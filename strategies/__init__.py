@@ -2,12 +2,12 @@
 
 Importing this package registers the built-in strategies, by family: the baselines ``single``,
 ``finetune`` and ``joint``; parameter regularisation ``ewc``, ``si`` and ``mas``; gradient
-projection ``agem``; functional distillation ``lwf``; replay ``er``, ``der``
-(DER++) and ``der-plain``. See :mod:`strategies.registry` to add one.
+projection ``agem``; functional distillation ``lwf``; replay ``er``, ``mir``,
+``der`` (DER++) and ``der-plain``. See :mod:`strategies.registry` to add one.
 """
 
 # Registration order is the order of ``all`` and of the tables: by family.
-from strategies import baselines, ewc, si, mas, agem, lwf, er, der, der_plain  # noqa: F401, I001
+from strategies import baselines, ewc, si, mas, agem, lwf, er, mir, der, der_plain  # noqa: F401, I001
 from strategies.registry import (
     StrategyContext,
     StrategyEntry,

@@ -63,13 +63,13 @@ class DERBuffer:
 
     @torch.no_grad()
     def add(self, **batch: torch.Tensor) -> None:
-        """Offer a batch: ``inputs``, ``targets`` (float in [0, 1] or uint8), ``masks``, ``aux``, ``recon``, ``mu``,
-        ``logvar``; images and masks are stored as uint8, the rest as float."""
+        """Offer a batch: ``inputs``, ``targets`` (float in [0, 1] or uint8) and ``masks``, and any other
+        fields (DER: ``aux``, ``recon``, ``mu``, ``logvar``); images and masks as uint8, the rest as float."""
         rows = {
             "inputs": to_uint8(batch["inputs"]),
             "targets": to_uint8(batch["targets"]),
             "masks": batch["masks"].detach().to(torch.uint8),
-            **{k: batch[k].detach().float() for k in ("aux", "recon", "mu", "logvar")},
+            **{k: v.detach().float() for k, v in batch.items() if k not in ("inputs", "targets", "masks")},
         }
         if not self.data:
             self.data = {

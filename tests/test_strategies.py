@@ -172,3 +172,27 @@ def test_agem_memory_carries_every_field_and_the_projection_removes_the_conflict
     assert torch.dot(flat_gradient(model), reference) < 0
     plugin.after_backward(strategy)
     assert float(torch.dot(flat_gradient(model), reference)) == pytest.approx(0.0, abs=1e-3 * float(reference.norm()))
+
+
+def test_mir_scores_interference_with_eq1_per_sample(task0):
+    from benchmark.mapping.loss import vae_loss, vae_loss_per_sample
+    from strategies.mir import MIRPlugin, virtual_step
+
+    criterion = VAELoss(LossConfig(arm_weight=19.0, target_weight=99.0))
+    plugin = MIRPlugin(criterion, mem_size=20, batch_size=4, subsample=8, seed=0)
+    model = _model()
+    plugin.catch_up(SimpleNamespace(eval_mb_size=16, device="cpu"), task0)
+    assert len(plugin.buffer) == 20
+    stored = plugin.buffer.sample(8)
+    # the per-sample Eq. 1 averages to the batch's
+    model.eval()
+    out = model(stored["inputs"])
+    args = (stored["targets"], stored["aux"], criterion.config, criterion.gamma, stored["masks"])
+    assert float(vae_loss_per_sample(out, *args).mean()) == pytest.approx(float(vae_loss(out, *args).total), rel=1e-5)
+    # no step, no interference; a step down the gradient of these samples' loss lowers every score
+    zero = tuple(torch.zeros_like(p) for p in model.parameters())
+    assert torch.equal(plugin.interference(model, virtual_step(model, zero, 1.0), stored), torch.zeros(8))
+    model.train()
+    grads = torch.autograd.grad(eq1(criterion, model, tuple(stored[k] for k in ("inputs", "targets", "aux", "masks"))),
+                                list(model.parameters()), allow_unused=True)  # fmt: skip
+    assert float(plugin.interference(model, virtual_step(model, grads, 1e-6), stored).mean()) < 0

@@ -89,11 +89,14 @@ class TrainConfig:
     """SI: damping of the importance's denominator."""
     lwf_alpha: float = 1.0
     """LwF: weight of the distillation on the previous model's outputs (:mod:`strategies.lwf`)."""
+    mir_subsample: int = 160
+    """MIR: buffer samples scored per step, of which ``batch_size`` are replayed (:mod:`strategies.mir`)."""
 
     def __post_init__(self) -> None:
         if not self.epochs or any(e < 1 for e in self.epochs):
             raise ValueError(f"epochs must be positive, got {self.epochs}")
-        for name in ("batch_size", "eval_batch_size", "latent_size", "mem_size", "agem_patterns", "agem_sample_size"):
+        for name in ("batch_size", "eval_batch_size", "latent_size", "mem_size", "agem_patterns", "agem_sample_size",
+                     "mir_subsample"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -142,7 +145,7 @@ class TrainConfig:
 
 STRATEGY_FIELDS = (
     "mem_size", "der_alpha", "der_beta", "ewc_lambda", "si_lambda", "mas_lambda", "mas_alpha", "agem_patterns",
-    "agem_sample_size", "lwf_alpha", "si_eps",
+    "agem_sample_size", "lwf_alpha", "si_eps", "mir_subsample",
 )  # fmt: skip
 """The :class:`TrainConfig` fields only a strategy's plugin reads: they do not change the shared
 Task-0 model (trained without plugins), so they stay out of its key."""

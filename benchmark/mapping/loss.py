@@ -152,6 +152,27 @@ def vae_loss(
     return LossTerms(total, recon, aux_term, kl, gamma)
 
 
+def vae_loss_per_sample(
+    output: VAEOutput,
+    target: torch.Tensor,
+    aux: torch.Tensor,
+    config: LossConfig,
+    gamma: float,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Eq. 1 of each sample, ``(N,)``: :func:`vae_loss`'s total before the batch mean (for MIR's retrieval)."""
+    n = target.shape[0]
+    per_sample = torch.stack(
+        [vae_loss(_row(output, i), target[i : i + 1], aux[i : i + 1], config, gamma,
+                  None if mask is None else mask[i : i + 1]).total for i in range(n)]
+    )  # fmt: skip
+    return per_sample
+
+
+def _row(output: VAEOutput, i: int) -> VAEOutput:
+    return VAEOutput(*(t[i : i + 1] for t in output))
+
+
 class VAELoss(SupervisedPlugin):
     """Eq. 1 as an Avalanche criterion; counts training iterations for the KL ramp.
 
