@@ -16,14 +16,13 @@ import pandas as pd
 from reports.collect import RLMatrix, RunResult
 from reports.metrics import backward_transfer, forgetting, zero_shot_error
 from reports.stats import t_interval, wilson
-
-STRATEGY_ORDER = ("single", "finetune", "joint", "er", "der")
-"""Built-in strategies first, in the paper's order; others follow alphabetically."""
+from strategies import available_strategies
 
 
 def strategy_key(name: str) -> tuple[int, str]:
-    """Sort key putting :data:`STRATEGY_ORDER` first."""
-    return (STRATEGY_ORDER.index(name), "") if name in STRATEGY_ORDER else (len(STRATEGY_ORDER), name)
+    """Sort key: registered strategies first, in the registry's order (by family), others alphabetically."""
+    order = available_strategies()
+    return (order.index(name), "") if name in order else (len(order), name)
 
 
 def task_columns(tasks: tuple[str, ...]) -> list[str]:
