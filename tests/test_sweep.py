@@ -146,3 +146,36 @@ def test_report_after_the_sweep(base, tmp_path, capsys):
     assert main(["--strategy", "finetune", "--seeds", "0-1", "--report", str(report), *base]) == 0
     assert (report / "report.md").is_file()
     assert "| finetune | 2 |" in capsys.readouterr().out
+
+
+def test_cancel_stops_a_job_whose_sigint_is_ignored(tmp_path, smoke_data, smoke_data_dir):
+    """A sweep started in the background (nohup, '&') passes on an ignored SIGINT: cancel must still stop its jobs."""
+    import signal
+    import time
+
+    import submitit
+
+    from benchmark.jobs import work
+    from benchmark.jobs.engine import _Live
+    from benchmark.jobs.plan import Job
+
+    executor = submitit.LocalExecutor(folder=tmp_path / "logs")
+    executor.update_parameters(timeout_min=5)
+    argv = ["--strategy", "finetune", "--preset", "smoke", "--epochs", "400", "--data-dir", str(smoke_data_dir),
+            "--out", str(tmp_path / "runs"), "--no-progress"]  # fmt: skip
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a background job inherits
+    try:
+        handle = executor.submit(work.train_run, argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    deadline = time.time() + 180.0
+    while "train: training" not in (handle.stderr() or "") and time.time() < deadline:
+        time.sleep(0.5)  # until the job is training (before that, submitit itself lets SIGTERM pass)
+    assert not handle.done()
+    runner = _Runner.__new__(_Runner)
+    runner.spec = ExecutorSpec(kind="local", folder=tmp_path / "logs")
+    runner.live = {"job": _Live(Job("job", "run", ()), handle)}
+    start = time.time()
+    runner.cancel(wait_s=40.0, escalate_s=1.0)
+    assert handle.done() and time.time() - start < 30.0
+    assert not (tmp_path / "runs" / "finetune" / "seed0" / "results.json").exists()

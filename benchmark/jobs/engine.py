@@ -15,6 +15,7 @@ finished experiences: running the same sweep again resumes them.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,17 @@ def default_split(cores: int) -> tuple[int, int]:
     return max(1, cores), 1
 
 
+ESCALATE_S = 5.0
+"""Seconds between the signals to a cancelled local job: SIGINT, then SIGTERM (see :meth:`_Runner.cancel`)."""
+
+
+def _terminate(handle: Any) -> None:
+    """SIGTERM to a local submitit job's controller process, if it still runs."""
+    process = getattr(handle, "_process", None)  # submitit's LocalJob keeps its Popen there
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+
+
 def _error_line(handle: Any, exc: BaseException) -> str:
     """The job's own ``error: ...`` line when it printed one, else the exception's last line."""
     try:
@@ -147,17 +159,30 @@ class _Runner:
                 self._finish(live)
         self.report(self.outcomes)
 
-    def cancel(self, wait_s: float = 60.0) -> None:
-        """Stop the running jobs (SIGINT locally: each keeps its finished experiences) and wait for them to end."""
+    def cancel(self, wait_s: float = 60.0, escalate_s: float = ESCALATE_S) -> None:
+        """Stop the running jobs (each keeps its finished experiences) and wait for them to end.
+
+        Locally, submitit's cancel sends SIGINT to each job's controller process; a sweep started
+        in the background (``nohup``, ``&``, a batch script) passes on an *ignored* SIGINT, so
+        the jobs went on after the sweep had said they were stopped. Jobs still running after
+        ``escalate_s`` get SIGTERM, which submitit's controller forwards and our jobs take as an
+        interrupt (:func:`benchmark.cli.sigterm_as_interrupt`), every ``escalate_s`` until they end
+        (submitit's own handler lets SIGTERM pass while a job is still starting).
+        """
         for live in self.live.values():
             try:
                 live.handle.cancel(check=False)
             except Exception:  # noqa: BLE001  (a job that ended meanwhile)
                 pass
-        deadline = time.time() + wait_s
-        while self.spec.kind == "local" and time.time() < deadline:
+        start = time.time()
+        signalled = start
+        while self.spec.kind == "local" and time.time() < start + wait_s:
             if all(live.handle.done() for live in self.live.values()):
                 break
+            if time.time() >= signalled + escalate_s:  # again, later: a job still starting lets it pass
+                for live in self.live.values():
+                    _terminate(live.handle)
+                signalled = time.time() + escalate_s
             time.sleep(0.2)
 
     def run_local(self) -> None:
