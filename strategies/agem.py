@@ -16,8 +16,11 @@ the current gradient onto the reference's normal plane. Replaced, and why:
   draw other samples; here both come from generators seeded by the run's seed and the
   experience, and the memory and the sampler's state are checkpointed, so ``--resume`` is exact.
 
-``agem_patterns`` 250 and ``agem_sample_size`` 256: ContinualAI's continual-learning-baselines,
-``experiments/permuted_mnist/agem.py`` (the A-GEM authors' code uses a 256-sample reference too).
+``agem_patterns`` 250: ContinualAI's continual-learning-baselines, ``experiments/permuted_mnist/agem.py``.
+``agem_sample_size`` 32, the minibatch size, as mammoth's ``best_args`` for seq-cifar10: the
+baselines' (and the A-GEM authors') 256 makes every step's reference gradient eight times the
+minibatch's work here (a step about nine times finetune's; on quick, Task 1 had not finished
+its first epoch after ten minutes on this 2-core CPU, beside two other trainings).
 The shared Task-0 model was trained without the plugin: ``catch_up`` stores Task 0's samples.
 """
 

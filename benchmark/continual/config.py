@@ -83,8 +83,8 @@ class TrainConfig:
     """MAS: the old importances' share when a new experience's are merged in."""
     agem_patterns: int = 250
     """A-GEM: samples kept per experience (:mod:`strategies.agem`)."""
-    agem_sample_size: int = 256
-    """A-GEM: memory samples of each reference gradient."""
+    agem_sample_size: int = 32
+    """A-GEM: memory samples of each reference gradient (see :mod:`strategies.agem` for why not 256)."""
     si_eps: float = 0.1
     """SI: damping of the importance's denominator."""
     lwf_alpha: float = 1.0
