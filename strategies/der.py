@@ -27,11 +27,10 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from avalanche.training.templates import SupervisedTemplate
-from torch.utils.data import DataLoader
 
 from benchmark.mapping.loss import VAELoss, vae_loss
 from strategies.distill import distillation
-from strategies.passes import to_uint8
+from strategies.passes import experience_batches, to_uint8
 from strategies.registry import StrategyContext, register_strategy
 
 
@@ -149,10 +148,7 @@ class DERPlugin(SupervisedPlugin):
         model = strategy.model
         was_training = model.training
         model.eval()
-        dataset = experience.dataset.eval()
-        loader = DataLoader(dataset, batch_size=strategy.eval_mb_size, collate_fn=dataset.collate_fn)
-        for batch in loader:
-            x, y, aux, masks = (t.to(strategy.device) for t in batch[:4])
+        for x, y, aux, masks in experience_batches(experience.dataset, strategy.eval_mb_size, strategy.device):
             mu, logvar = model.encode(x)
             self.buffer.add(inputs=x, targets=y, aux=aux, masks=masks, recon=model.decode(mu), mu=mu, logvar=logvar)
         model.train(was_training)
