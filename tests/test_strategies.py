@@ -188,7 +188,13 @@ def test_mir_scores_interference_with_eq1_per_sample(task0):
     model.eval()
     out = model(stored["inputs"])
     args = (stored["targets"], stored["aux"], criterion.config, criterion.gamma, stored["masks"])
-    assert float(vae_loss_per_sample(out, *args).mean()) == pytest.approx(float(vae_loss(out, *args).total), rel=1e-5)
+    per_sample = vae_loss_per_sample(out, *args)
+    assert float(per_sample.mean()) == pytest.approx(float(vae_loss(out, *args).total), rel=1e-5)
+    # and each sample's is Eq. 1 on that sample alone
+    one = type(out)(*(t[2:3] for t in out))
+    row = (stored["targets"][2:3], stored["aux"][2:3], criterion.config, criterion.gamma, stored["masks"][2:3])
+    alone = vae_loss(one, *row)
+    assert float(per_sample[2]) == pytest.approx(float(alone.total), rel=1e-5)
     # no step, no interference; a step down the gradient of these samples' loss lowers every score
     zero = tuple(torch.zeros_like(p) for p in model.parameters())
     assert torch.equal(plugin.interference(model, virtual_step(model, zero, 1.0), stored), torch.zeros(8))

@@ -137,6 +137,20 @@ def vae_loss(
 ) -> LossTerms:
     """Eq. 1 for one batch, computed in fp32; foreground-weighted where ``mask`` is given and the weights are set."""
     n = target.shape[0]
+    error, aux_error, kl_terms = _elementwise_terms(output, target, aux, config, mask)
+    recon = error.sum() / n
+    aux_term = aux_error.sum() / n
+    kl = -0.5 * kl_terms.sum() / n
+    total = config.alpha * recon + config.beta * aux_term + gamma * kl
+    return LossTerms(total, recon, aux_term, kl, gamma)
+
+
+def _elementwise_terms(
+    output: VAEOutput, target: torch.Tensor, aux: torch.Tensor, config: LossConfig, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The weighted per-pixel squared error, per-component auxiliary error and per-dimension KL
+    integrand (before ``-0.5``), each ``(N, ...)``: what :func:`vae_loss` and
+    :func:`vae_loss_per_sample` sum, over the batch or per sample."""
     target = to_float_images(target)
     error = (output.recon.float() - target).pow(2)
     if mask is not None and (config.arm_weight or config.target_weight or config.stray_weight):
@@ -144,12 +158,9 @@ def vae_loss(
         if config.stray_weight:
             weights = torch.maximum(weights, 1 + config.stray_weight * stray_pixels(output.recon, target, mask))
         error = error * weights
-    recon = error.sum() / n
-    aux_term = (output.aux.float() - aux.float()).pow(2).sum() / n
+    aux_error = (output.aux.float() - aux.float()).pow(2)
     mu, logvar = output.mu.float(), output.logvar.float()
-    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / n
-    total = config.alpha * recon + config.beta * aux_term + gamma * kl
-    return LossTerms(total, recon, aux_term, kl, gamma)
+    return error, aux_error, 1 + logvar - mu.pow(2) - logvar.exp()
 
 
 def vae_loss_per_sample(
@@ -160,17 +171,13 @@ def vae_loss_per_sample(
     gamma: float,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Eq. 1 of each sample, ``(N,)``: :func:`vae_loss`'s total before the batch mean (for MIR's retrieval)."""
-    n = target.shape[0]
-    per_sample = torch.stack(
-        [vae_loss(_row(output, i), target[i : i + 1], aux[i : i + 1], config, gamma,
-                  None if mask is None else mask[i : i + 1]).total for i in range(n)]
-    )  # fmt: skip
-    return per_sample
+    """Eq. 1 of each sample, ``(N,)``: :func:`vae_loss`'s total before the batch mean (for MIR's retrieval).
 
-
-def _row(output: VAEOutput, i: int) -> VAEOutput:
-    return VAEOutput(*(t[i : i + 1] for t in output))
+    One pass over the batch (every term summed per sample), not a :func:`vae_loss` call per row."""
+    error, aux_error, kl_terms = _elementwise_terms(output, target, aux, config, mask)
+    recon, aux_term = error.flatten(1).sum(1), aux_error.flatten(1).sum(1)
+    kl = -0.5 * kl_terms.flatten(1).sum(1)
+    return config.alpha * recon + config.beta * aux_term + gamma * kl
 
 
 class VAELoss(SupervisedPlugin):
