@@ -126,7 +126,7 @@ class AGEM(AGEMPlugin):
         self.generator.set_state(state["generator"])
 
 
-@register_strategy("agem")
+@register_strategy("agem", reads=("agem_patterns", "agem_sample_size"))
 def agem(ctx: StrategyContext) -> SupervisedTemplate:
     """A-GEM: project each gradient so that the loss on a memory of earlier experiences does not rise."""
     cfg = ctx.config

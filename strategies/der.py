@@ -160,7 +160,7 @@ class DERPlugin(SupervisedPlugin):
         self.buffer.load_state_dict(state, device)
 
 
-@register_strategy("der")
+@register_strategy("der", reads=("mem_size", "der_alpha", "der_beta"))
 def der(ctx: StrategyContext) -> SupervisedTemplate:
     """Dark experience replay (DER++ with der_beta > 0): distil stored outputs, replay stored samples."""
     cfg = ctx.config

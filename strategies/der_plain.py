@@ -14,7 +14,7 @@ from strategies.der import DERPlugin
 from strategies.registry import StrategyContext, register_strategy
 
 
-@register_strategy("der-plain")
+@register_strategy("der-plain", reads=("mem_size", "der_alpha"))
 def der_plain(ctx: StrategyContext) -> SupervisedTemplate:
     """Dark experience replay without the ++ term: distil stored outputs only."""
     cfg = ctx.config

@@ -75,7 +75,7 @@ class SeededReplay(ReplayPlugin):
         self.storage_policy.post_adapt(strategy, experience)
 
 
-@register_strategy("er")
+@register_strategy("er", reads=("mem_size",))
 def er(ctx: StrategyContext) -> SupervisedTemplate:
     """Experience replay: each minibatch adds as many samples from an experience-balanced buffer."""
     cfg = ctx.config

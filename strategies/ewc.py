@@ -78,7 +78,7 @@ class EWC(EWCPlugin):
         self.saved_params.update(params_from_state(state["saved_params"], device))
 
 
-@register_strategy("ewc")
+@register_strategy("ewc", reads=("ewc_lambda",))
 def ewc(ctx: StrategyContext) -> SupervisedTemplate:
     """Elastic weight consolidation: a Fisher-weighted pull towards each earlier experience's weights."""
     return Naive(**ctx.template_kwargs(EWC(ctx.criterion, ctx.config.ewc_lambda)))

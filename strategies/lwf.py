@@ -87,7 +87,7 @@ class LwFPlugin(SupervisedPlugin):
         self.previous, self._pending = None, state["previous"]
 
 
-@register_strategy("lwf")
+@register_strategy("lwf", reads=("lwf_alpha",))
 def lwf(ctx: StrategyContext) -> SupervisedTemplate:
     """Learning without forgetting: distil the previous model's outputs on the current inputs, keep no data."""
     return Naive(**ctx.template_kwargs(LwFPlugin(ctx.config.lwf_alpha)))

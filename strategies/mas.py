@@ -75,7 +75,7 @@ class MAS(MASPlugin):
         self.importance = params_from_state(state["importance"], device) or None  # type: ignore[assignment]
 
 
-@register_strategy("mas")
+@register_strategy("mas", reads=("mas_lambda", "mas_alpha"))
 def mas(ctx: StrategyContext) -> SupervisedTemplate:
     """Memory aware synapses: a pull towards earlier weights, weighted by the output's sensitivity to each."""
     return Naive(**ctx.template_kwargs(MAS(ctx.config.mas_lambda, ctx.config.mas_alpha)))

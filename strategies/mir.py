@@ -99,7 +99,7 @@ class MIRPlugin(SupervisedPlugin):
         self.buffer.load_state_dict(state, device)
 
 
-@register_strategy("mir")
+@register_strategy("mir", reads=("mem_size", "mir_subsample"))
 def mir(ctx: StrategyContext) -> SupervisedTemplate:
     """Maximally interfered retrieval: replay the stored samples the coming update would hurt most."""
     cfg = ctx.config

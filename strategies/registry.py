@@ -29,7 +29,7 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 
-from benchmark.continual.config import TrainConfig
+from benchmark.continual.config import STRATEGY_FIELDS, TrainConfig
 from benchmark.mapping.loss import VAELoss
 from benchmark.mapping.vae import ConvVAE
 
@@ -78,17 +78,27 @@ class StrategyEntry:
     description: str
     shares_task0: bool = True
     """``continual`` only: start from the shared Task-0 model (else train Task 0 with the plugins)."""
+    reads: tuple[str, ...] = STRATEGY_FIELDS
+    """The strategy-only :class:`TrainConfig` fields (:data:`STRATEGY_FIELDS`) the builder reads. A
+    finished run is compared with a new config on these only (``--resume``, the sweep's skip), so
+    changing the default of another strategy's flag (``--agem-sample-size``) leaves every other
+    strategy's runs valid. A strategy registered without saying reads all of them: the safe side."""
 
 
 _REGISTRY: dict[str, StrategyEntry] = {}
 
 
 def register_strategy(
-    name: str, schedule: Schedule = "continual", shares_task0: bool = True
+    name: str, schedule: Schedule = "continual", shares_task0: bool = True, reads: tuple[str, ...] | None = None
 ) -> Callable[[Builder], Builder]:
-    """Decorator: register ``builder`` under ``name``; its docstring's first line describes it."""
+    """Decorator: register ``builder`` under ``name``; its docstring's first line describes it.
+
+    ``reads``: the :data:`STRATEGY_FIELDS` its plugins use (see :attr:`StrategyEntry.reads`;
+    ``None``: all of them)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if reads is not None and (unknown := sorted(set(reads) - set(STRATEGY_FIELDS))):
+        raise ValueError(f"reads: {', '.join(unknown)} not among the strategy fields {', '.join(STRATEGY_FIELDS)}")
     if not name or "," in name or name == "all":
         raise ValueError(f"invalid strategy name {name!r}")
 
@@ -96,7 +106,8 @@ def register_strategy(
         if name in _REGISTRY:
             raise ValueError(f"strategy {name!r} is already registered")
         doc = (builder.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY[name] = StrategyEntry(name, builder, schedule, doc, shares_task0)
+        fields = STRATEGY_FIELDS if reads is None else tuple(reads)
+        _REGISTRY[name] = StrategyEntry(name, builder, schedule, doc, shares_task0, fields)
         return builder
 
     return decorator

@@ -64,7 +64,7 @@ def _own_copies(snapshot: dict[str, Any]) -> None:
         item.data = item.data.clone()
 
 
-@register_strategy("si", shares_task0=False)
+@register_strategy("si", shares_task0=False, reads=("si_lambda", "si_eps"))
 def si(ctx: StrategyContext) -> SupervisedTemplate:
     """Synaptic intelligence: a pull towards earlier weights, weighted by each one's share of the loss's descent."""
     return Naive(**ctx.template_kwargs(SI(ctx.config.si_lambda, eps=ctx.config.si_eps)))

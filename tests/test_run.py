@@ -132,6 +132,27 @@ def test_resume_with_another_config_is_refused(argv, tmp_path, capsys):
     assert "config differs in train" in capsys.readouterr().err
 
 
+def test_a_flag_only_another_strategy_reads_leaves_a_finished_run_valid(argv, tmp_path, capsys):
+    """Changing ``--agem-sample-size`` must not make every finished ER run "another configuration"."""
+    assert main(["--strategy", "er", *argv]) == 0
+    folder = tmp_path / "runs" / "er" / "seed0"
+    config, before = (folder / "config.json").read_bytes(), _results(tmp_path, "er")
+    assert main(["--strategy", "er", "--resume", "--agem-sample-size", "7", *argv]) == 0
+    after = _results(tmp_path, "er")
+    assert {k: v for k, v in after.items() if k != "wall_time_s"} == {
+        k: v for k, v in before.items() if k != "wall_time_s"
+    }
+    assert (folder / "config.json").read_bytes() == config  # the run's own record stays
+    assert main(["--strategy", "er", "--resume", "--mem-size", "7", *argv]) == 2  # a field ER reads
+    assert "config differs in train" in capsys.readouterr().err
+
+
+def test_a_strategy_reading_an_unknown_field_is_refused_at_registration():
+    with pytest.raises(ValueError, match="not among the strategy fields"):
+        register_strategy("typo", reads=("mem_sise",))(lambda ctx: None)
+    assert "typo" not in available_strategies()
+
+
 def test_unknown_strategy_lists_valid_names(argv, capsys):
     assert main(["--strategy", "nope", *argv]) == 2
     err = capsys.readouterr().err.strip()
