@@ -89,15 +89,15 @@ _REGISTRY: dict[str, StrategyEntry] = {}
 
 
 def register_strategy(
-    name: str, schedule: Schedule = "continual", shares_task0: bool = True, reads: tuple[str, ...] | None = None
+    name: str, schedule: Schedule = "continual", shares_task0: bool = True, reads: tuple[str, ...] = STRATEGY_FIELDS
 ) -> Callable[[Builder], Builder]:
     """Decorator: register ``builder`` under ``name``; its docstring's first line describes it.
 
     ``reads``: the :data:`STRATEGY_FIELDS` its plugins use (see :attr:`StrategyEntry.reads`;
-    ``None``: all of them)."""
+    by default all of them)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if reads is not None and (unknown := sorted(set(reads) - set(STRATEGY_FIELDS))):
+    if unknown := sorted(set(reads) - set(STRATEGY_FIELDS)):
         raise ValueError(f"reads: {', '.join(unknown)} not among the strategy fields {', '.join(STRATEGY_FIELDS)}")
     if not name or "," in name or name == "all":
         raise ValueError(f"invalid strategy name {name!r}")
@@ -106,8 +106,7 @@ def register_strategy(
         if name in _REGISTRY:
             raise ValueError(f"strategy {name!r} is already registered")
         doc = (builder.__doc__ or "").strip().split("\n")[0]
-        fields = STRATEGY_FIELDS if reads is None else tuple(reads)
-        _REGISTRY[name] = StrategyEntry(name, builder, schedule, doc, shares_task0, fields)
+        _REGISTRY[name] = StrategyEntry(name, builder, schedule, doc, shares_task0, tuple(reads))
         return builder
 
     return decorator

@@ -108,16 +108,13 @@ def config_differences(directory: Path, cfg: RunConfig, ignore: tuple[str, ...] 
     (:attr:`strategies.registry.StrategyEntry.reads`)."""
     old = json.loads((directory / "config.json").read_text())
     new = json.loads(json.dumps(cfg.to_dict()))
-    for section, key in RESUME_IGNORES:
-        for config in (old, new):
-            config.get(section, {}).pop(key, None)
     try:
         unread = set(STRATEGY_FIELDS) - set(get_strategy(cfg.strategy).reads)
     except KeyError:  # a strategy not registered here: compare every field
         unread = set()
-    for config in (old, new):
-        for key in unread:
-            config.get("train", {}).pop(key, None)
+    for section, key in {*RESUME_IGNORES, *(("train", k) for k in unread)}:
+        for config in (old, new):
+            config.get(section, {}).pop(key, None)
     return sorted(k for k in set(old) | set(new) if k not in ignore and old.get(k) != new.get(k))
 
 

@@ -140,7 +140,7 @@ def vae_loss(
     error, aux_error, kl_terms = _elementwise_terms(output, target, aux, config, mask)
     recon = error.sum() / n
     aux_term = aux_error.sum() / n
-    kl = -0.5 * kl_terms.sum() / n
+    kl = kl_terms.sum() / n
     total = config.alpha * recon + config.beta * aux_term + gamma * kl
     return LossTerms(total, recon, aux_term, kl, gamma)
 
@@ -148,9 +148,9 @@ def vae_loss(
 def _elementwise_terms(
     output: VAEOutput, target: torch.Tensor, aux: torch.Tensor, config: LossConfig, mask: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The weighted per-pixel squared error, per-component auxiliary error and per-dimension KL
-    integrand (before ``-0.5``), each ``(N, ...)``: what :func:`vae_loss` and
-    :func:`vae_loss_per_sample` sum, over the batch or per sample."""
+    """The weighted per-pixel squared error, per-component auxiliary error and per-dimension KL,
+    each ``(N, ...)``: what :func:`vae_loss` and :func:`vae_loss_per_sample` sum, over the batch
+    or per sample."""
     target = to_float_images(target)
     error = (output.recon.float() - target).pow(2)
     if mask is not None and (config.arm_weight or config.target_weight or config.stray_weight):
@@ -160,7 +160,7 @@ def _elementwise_terms(
         error = error * weights
     aux_error = (output.aux.float() - aux.float()).pow(2)
     mu, logvar = output.mu.float(), output.logvar.float()
-    return error, aux_error, 1 + logvar - mu.pow(2) - logvar.exp()
+    return error, aux_error, -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
 def vae_loss_per_sample(
@@ -176,7 +176,7 @@ def vae_loss_per_sample(
     One pass over the batch (every term summed per sample), not a :func:`vae_loss` call per row."""
     error, aux_error, kl_terms = _elementwise_terms(output, target, aux, config, mask)
     recon, aux_term = error.flatten(1).sum(1), aux_error.flatten(1).sum(1)
-    kl = -0.5 * kl_terms.flatten(1).sum(1)
+    kl = kl_terms.flatten(1).sum(1)
     return config.alpha * recon + config.beta * aux_term + gamma * kl
 
 
