@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,48 @@ def test_method_choice_and_its_step_counts():
         agent_config("quick", method="sac")
     with pytest.raises(ValueError, match="needs total_timesteps"):
         agent_config("quick", method="ppo", total_timesteps=0)
+
+
+class _FlatMapping:
+    """A stand-in VAE whose every reconstruction is one grey level: easy to tell from a render."""
+
+    def __init__(self, level: int) -> None:
+        self.level, self.calls = level, 0
+
+    def map_images(self, images: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.full_like(images, self.level)
+
+
+def test_mapping_reconstructions_are_stored_driven_on_and_fitted_by_share(monkeypatch):
+    cfg = agent_config("smoke")
+    venv = make_vec_env("canonical", cfg.env, 2, seed=3, processes=False)
+    seen: list[torch.Tensor] = []
+
+    def spy(model, images):
+        seen.append(images.clone())
+        return actor_mean(model, images)
+
+    monkeypatch.setattr("benchmark.rl.imitation.actor_mean", spy)
+    try:
+        torch.manual_seed(0)
+        mapping = _FlatMapping(7)
+        trainer = ImitationTrainer(build_ppo(cfg, venv, "cpu"), venv, cfg, False, mapping)  # type: ignore[arg-type]
+        trainer.collect(20, learner=False, noise=0.0)
+        assert len(trainer.mapped) == len(trainer.images) == mapping.calls and not seen  # the teacher drove
+        assert all(np.all(m == 7) for m in trainer.mapped) and not any(np.all(i == 7) for i in trainer.images)
+        trainer.collect(10, learner=True, noise=0.0)
+        assert seen and all(torch.all(s == 7) for s in seen)  # the learner drives on the reconstruction
+
+        fitted: list[torch.Tensor] = []
+        monkeypatch.setattr("benchmark.rl.imitation.augment", lambda batch, *a, **k: fitted.append(batch) or batch)
+        shares = {}
+        for fraction in (0.0, 0.5, 1.0):
+            trainer.cfg = dataclasses.replace(cfg, mapping_fraction=fraction)
+            fitted.clear()
+            trainer.fit(4)
+            frames = torch.cat(fitted)
+            shares[fraction] = (frames == 7).flatten(1).all(1).float().mean().item()
+        assert shares[0.0] == 0.0 and shares[1.0] == 1.0 and 0.2 < shares[0.5] < 0.8
+    finally:
+        venv.close()

@@ -351,3 +351,65 @@ def test_forked_workers_get_the_default_sigterm_back():
             os._exit(0 if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL else 1)
         _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+def test_mapping_agent_key_follows_the_files_digest_not_its_path(tmp_path):
+    torch.manual_seed(0)
+    first, moved, other = tmp_path / "a" / "model.pt", tmp_path / "b" / "model.pt", tmp_path / "c.pt"
+    save_vae(ConvVAE(VAEConfig()), first)
+    moved.parent.mkdir()
+    shutil.copy(first, moved)
+    save_vae(ConvVAE(VAEConfig()), other)  # other weights
+    cfg = agent_config("smoke", mapping=first.parent)  # a run folder stands for its model.pt
+    assert cfg.mapping_digest == hashlib.sha256(first.read_bytes()).hexdigest()
+    assert cfg.key() != SMOKE.key()
+    assert agent_config("smoke", mapping=moved).key() == cfg.key()
+    assert agent_config("smoke", mapping=other).key() != cfg.key()
+    assert agent_config("smoke", mapping=first, mapping_fraction=0.25).key() != cfg.key()
+    assert AgentConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match=r"mapping_fraction must be in \[0, 1\]"):
+        agent_config("smoke", mapping=first, mapping_fraction=1.5)
+    with pytest.raises(ValueError, match="digest"):
+        AgentConfig(mapping=str(first))
+    with pytest.raises(FileNotFoundError, match="no VAE at"):
+        agent_config("smoke", mapping=tmp_path / "nowhere.pt")
+
+
+def test_load_mapping_refuses_a_changed_file_or_another_resolution(tmp_path):
+    from benchmark.rl.agent import load_mapping
+
+    path = tmp_path / "model.pt"
+    save_vae(ConvVAE(VAEConfig()), path)
+    cfg = agent_config("smoke", mapping=path)
+    assert load_mapping(cfg).config.resolution == 64
+    save_vae(ConvVAE(VAEConfig(resolution=32)), path)
+    with pytest.raises(AgentError, match="changed since"):
+        load_mapping(cfg)
+    with pytest.raises(AgentError, match="32x32"):
+        load_mapping(agent_config("smoke", mapping=path))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--mapping", "nowhere.pt"], "no VAE at"), (["--mapping-fraction", "0.3"], "--mapping-fraction needs --mapping")],
+)
+def test_cli_train_checks_the_mapping_before_training(tmp_path, capsys, extra, message):
+    runs = tmp_path / "runs"
+    argv = ["train", "--preset", "smoke", "--runs", str(runs), "--no-progress", *extra]
+    assert rl_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and not (runs / "rl").exists()
+
+
+def test_cli_trains_an_agent_through_a_mapping(tmp_path, capsys):
+    vae = _vae_run(tmp_path / "vaes")
+    runs = tmp_path / "runs"
+    assert rl_main(["train", "--preset", "smoke", "--runs", str(runs), "--mapping", str(vae), "--no-progress"]) == 0
+    (directory,) = (runs / "rl").iterdir()
+    config = AgentConfig.from_dict(json.loads((directory / "config.json").read_text()))
+    assert (
+        config.mapping == str(vae)
+        and config.mapping_digest == hashlib.sha256((vae / "model.pt").read_bytes()).hexdigest()
+    )
+    assert directory.name == config.key() != SMOKE.key() and (directory / "model.zip").is_file()
+    assert directory.name in capsys.readouterr().out

@@ -15,6 +15,7 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training import Naive
 from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 
+from benchmark.continual import checkpoint
 from benchmark.continual import runner as train_module
 from benchmark.mapping.vae import load_vae
 from benchmark.run import main
@@ -77,7 +78,12 @@ def test_every_strategy_end_to_end(all_runs):
         assert load_vae(run).config.latent_size == 32
         assert name in out
     # continual strategies share one Task-0 model: trained once, then reused, with identical first rows
-    assert len(list((tmp_path / "runs" / "_shared").glob("task0-*.pt"))) == 1
+    shared = list((tmp_path / "runs" / "_shared").glob("task0-*.pt"))
+    assert len(shared) == 1
+    # ... and exported as a plain VAE file for `benchmark.rl train --mapping`, with the same weights
+    exported = load_vae(shared[0].with_suffix("") / "model.pt")
+    weights = checkpoint.load(shared[0])["state"]["model"]
+    assert all(torch.equal(exported.state_dict()[k], v) for k, v in weights.items())
     assert "reusing the Task-0 model" in log
     first_rows = {_results(tmp_path, n)["mse_matrix"][0][0] for n in CONTINUAL}
     assert len(first_rows) == 1  # SI trains its own Task 0 (shares_task0=False): its plugin leaves it the same

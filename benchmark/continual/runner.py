@@ -34,7 +34,7 @@ from benchmark.continual.session import Session
 from benchmark.data.cache import spec_key
 from benchmark.data.generate import StreamData
 from benchmark.data.stream import build_benchmark, joint_dataset
-from benchmark.mapping.vae import ARCHITECTURE_VERSION, save_vae
+from benchmark.mapping.vae import ARCHITECTURE_VERSION, ConvVAE, save_vae
 from strategies.registry import get_strategy
 
 log = logging.getLogger("ciim.train")
@@ -82,6 +82,7 @@ def shared_task0(
             log.warning("train: Task-0 model %s is unreadable (%s); retraining", path, exc.__class__.__name__)
         else:
             log.info("train: reusing the Task-0 model %s", path)
+            export_task0(cfg, path, saved["state"])
             if saved["config"]["data"]["tasks"] == list(cfg.data.tasks):
                 return saved["state"], saved["row"]
             return saved["state"], _evaluate_state(cfg, device, data, saved["state"])
@@ -98,7 +99,22 @@ def shared_task0(
     finally:
         session.close()
     checkpoint.save(path, {"state": state, "row": row, "config": cfg.to_dict()})
+    export_task0(cfg, path, state)
     return state, row
+
+
+def export_task0(cfg: RunConfig, path: Path, state: dict[str, Any]) -> Path:
+    """Write the shared Task-0 model at ``path`` as a plain VAE file, ``<path without .pt>/model.pt``, if missing.
+
+    That file is what a user hands to ``benchmark.rl train --mapping`` (an agent that also learns
+    from the first task's reconstructions of canonical frames) or to ``benchmark.rl evaluate --vae``.
+    """
+    target = path.with_suffix("") / "model.pt"
+    if not target.is_file():
+        model = ConvVAE(cfg.train.vae_config(cfg.data.scene.resolution))
+        model.load_state_dict(state["model"])
+        save_vae(model, target, {"task": 0, "seed": cfg.seed, "shared": path.name})
+    return target
 
 
 def config_differences(directory: Path, cfg: RunConfig, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -1,6 +1,7 @@
 """The RL side of the benchmark: train the canonical agent, evaluate it through a VAE, fill the matrix.
 
     python -m benchmark.rl train                       # the agent on canonical images, cached under runs/rl/
+    python -m benchmark.rl train --mapping runs/_shared/task0-KEY/model.pt   # ... and on a Task-0 VAE's reconstructions
     python -m benchmark.rl evaluate --vae runs/der/seed0 --domain heldout --episodes 100
     python -m benchmark.rl evaluate --pipeline oracle --domain randomized
     python -m benchmark.rl matrix --runs runs          # oracle, raw and every VAE x every domain
@@ -86,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--method", choices=METHODS, default=None, help="teacher imitation or PPO (default: dagger)")
     train.add_argument("--timesteps", type=non_negative_int, default=None, help="PPO steps (after dagger imitation)")
     train.add_argument("--n-envs", type=positive_int, default=None, help="override the preset's environments")
+    train.add_argument(
+        "--mapping",
+        type=Path,
+        default=None,
+        help="a Task-0 VAE whose reconstructions of the canonical frames the agent also learns from",
+    )
+    train.add_argument(
+        "--mapping-fraction", type=float, default=None, help="share of frames seen through --mapping (default: 0.5)"
+    )
 
     evaluate = sub.add_parser("evaluate", help="success rate of the agent behind one pipeline in one domain")
     _common(evaluate)
@@ -164,8 +174,19 @@ def _cells(
 
 
 def _train(args: argparse.Namespace, device: torch.device) -> int:
+    if args.mapping_fraction is not None and args.mapping is None:
+        raise ValueError("--mapping-fraction needs --mapping")
+    if args.mapping is not None:
+        check_vae(args.mapping, args.resolution)
     cfg = agent_config(
-        args.preset, args.resolution, args.seed, method=args.method, total_timesteps=args.timesteps, n_envs=args.n_envs
+        args.preset,
+        args.resolution,
+        args.seed,
+        method=args.method,
+        total_timesteps=args.timesteps,
+        n_envs=args.n_envs,
+        mapping=args.mapping,
+        mapping_fraction=args.mapping_fraction,
     )
     _, directory, summary = get_or_train_agent(cfg, args.runs / "rl", device, not args.no_progress)
     success = format_success(

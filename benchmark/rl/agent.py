@@ -34,7 +34,8 @@ from tqdm.auto import tqdm
 
 from benchmark.common.device import available_cores
 from benchmark.common.io import write_json
-from benchmark.rl.config import AgentConfig
+from benchmark.mapping.vae import ConvVAE, load_vae
+from benchmark.rl.config import AgentConfig, file_digest
 from benchmark.rl.episodes import SeededEpisodes
 from benchmark.rl.imitation import ImitationTrainer
 from benchmark.rl.policy import CoordCNN
@@ -158,8 +159,9 @@ def imitate(model: PPO, cfg: AgentConfig, eval_env: VecEnv, progress: bool = Tru
     """
     from benchmark.rl.evaluate import run_episodes  # evaluation imports this module
 
+    mapping = load_mapping(cfg, model.device) if cfg.mapping else None
     venv = make_vec_env("canonical", cfg.env, cfg.n_envs, cfg.seed + 250_000)
-    trainer = ImitationTrainer(model, venv, cfg, progress)
+    trainer = ImitationTrainer(model, venv, cfg, progress, mapping)
     records: list[dict[str, Any]] = []
     try:
         with tqdm(total=cfg.dagger_rounds + 1, desc="imitation", unit="round", disable=not progress) as bar:
@@ -184,6 +186,19 @@ def imitate(model: PPO, cfg: AgentConfig, eval_env: VecEnv, progress: bool = Tru
     finally:
         venv.close()
     return records
+
+
+def load_mapping(cfg: AgentConfig, device: str | torch.device = "cpu") -> ConvVAE:
+    """The VAE of ``cfg.mapping``, checked against its digest and the agent's resolution (one-line errors)."""
+    if file_digest(cfg.mapping) != cfg.mapping_digest:
+        raise AgentError(f"{cfg.mapping} changed since the agent's config was made (its SHA-256 differs)")
+    vae = load_vae(cfg.mapping, device)
+    if vae.config.resolution != cfg.resolution:
+        raise AgentError(
+            f"{cfg.mapping} maps {vae.config.resolution}x{vae.config.resolution} images; the agent sees "
+            f"{cfg.resolution}x{cfg.resolution}"
+        )
+    return vae
 
 
 def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, progress: bool = True) -> dict[str, Any]:

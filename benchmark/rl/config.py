@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from envs.reach_env import ReachConfig
@@ -85,6 +86,17 @@ class AgentConfig:
     augment_colour: float = 0.03
     """Imitation: standard deviation of a per-image, per-channel gain and offset and of per-pixel noise
     (fractions of the intensity range) added to each training frame (0: none)."""
+    mapping: str = ""
+    """Imitation: a trained VAE (``model.pt`` or its run folder) whose reconstructions of the *canonical*
+    frames the agent also learns from ("" : none). A fraction ``mapping_fraction`` of the frames it is
+    fitted to are replaced by ``decode(mu)`` of the canonical frame, and in the DAgger rounds it drives
+    on the reconstruction, so it visits the states it reaches in the closed loop and the teacher labels
+    them. It never sees a task domain. Meant for a Task-0 (canonical-only) VAE; see
+    :mod:`benchmark.rl.imitation`. The key holds the file's digest (:attr:`mapping_digest`), not the path."""
+    mapping_digest: str = ""
+    """SHA-256 of the :attr:`mapping` file, filled in by :func:`agent_config`; the agent's key uses it."""
+    mapping_fraction: float = 0.5
+    """Share of the fitted frames replaced by the mapping's reconstruction when :attr:`mapping` is set."""
     n_steps: int = 256
     """Rollout length per environment between updates."""
     batch_size: int = 64
@@ -132,6 +144,10 @@ class AgentConfig:
             raise ValueError("learning_rate and bc_lr must be positive")
         if self.method == "dagger" and (self.teacher_frames < 1 or self.bc_epochs < 1):
             raise ValueError("method dagger needs teacher_frames and bc_epochs of at least 1")
+        if not 0 <= self.mapping_fraction <= 1:
+            raise ValueError(f"mapping_fraction must be in [0, 1], got {self.mapping_fraction}")
+        if self.mapping and (self.method != "dagger" or not self.mapping_digest):
+            raise ValueError("a mapping needs method dagger and its file's digest (use agent_config)")
 
     @property
     def resolution(self) -> int:
@@ -155,13 +171,28 @@ class AgentConfig:
         Fields added after agents were cached (:data:`KEY_OPTIONAL`) enter the hash only when they
         differ from their off value, so adding an option keeps every cached agent valid.
         """
-        fields = {k: v for k, v in self.to_dict().items() if KEY_OPTIONAL.get(k, object()) != v}
+        fields = {
+            k: v for k, v in self.to_dict().items() if KEY_OPTIONAL.get(k, object()) != v and k not in KEY_EXCLUDED
+        }
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
         return f"{self.preset}-r{self.resolution}-s{self.seed}-{digest}"
 
 
-KEY_OPTIONAL: dict[str, Any] = {"augment_grow": 0}
+KEY_OPTIONAL: dict[str, Any] = {"augment_grow": 0, "mapping_digest": "", "mapping_fraction": 0.5}
 """Fields left out of :meth:`AgentConfig.key` at these values (see there)."""
+KEY_EXCLUDED = frozenset({"mapping"})
+"""Fields never in :meth:`AgentConfig.key`: the mapping's path (its digest is), so a moved file keeps its agent."""
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a VAE file, given as the file or the run folder holding its ``model.pt``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no VAE at {path}")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
 
 AGENT_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(total_timesteps=128, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, eval_freq=128,
@@ -187,6 +218,9 @@ def agent_config(preset: str, resolution: int = 64, seed: int = 0, **overrides: 
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values.get("method") == "ppo" and overrides.get("total_timesteps") is None:
         values["total_timesteps"] = PPO_TIMESTEPS[preset]
+    if values.get("mapping"):
+        values["mapping"] = str(values["mapping"])
+        values["mapping_digest"] = file_digest(values["mapping"])
     env: ReachConfig = values.get("env", AgentConfig().env)
     values["env"] = dataclasses.replace(env, scene=dataclasses.replace(env.scene, resolution=resolution))
     return AgentConfig(**values)

@@ -23,6 +23,17 @@ measured weakness, a target drawn one pixel wider (as VAEs draw it) turning a jo
 way on 15% of the canonical test images, but it cost the agent more than it gained (off; see
 :attr:`benchmark.rl.config.AgentConfig.augment_grow`).
 
+With :attr:`~benchmark.rl.config.AgentConfig.mapping` set, the agent also learns from a trained
+VAE's reconstruction of those same canonical frames: a share of the frames it is fitted to are
+replaced by ``decode(mu)`` of the frame, and in the DAgger rounds it drives on the reconstruction,
+so it reaches the states it reaches in the closed loop and the teacher labels them (DAgger's
+point, Ross et al. 2011, applied to the agent's real input). Why: the README's per-step log shows
+the VAEs' near-goal artefacts (the arm drawn into the target) turning the agent's joints the
+wrong way while its action on the canonical frame is right; no blur or growth of the canonical
+frame imitates them. RCAN (James et al. 2019) likewise fits its agent to the generator's
+canonical output rather than to clean renders. The agent still sees no task domain: only
+canonical renders and their reconstruction by a canonical-only (Task-0) VAE.
+
 The agent never sees the privileged state: it acts on images only, like a PPO agent, and is
 saved and loaded as an SB3 ``PPO`` model, so evaluation, the VAE pipelines and the cache treat
 both the same. The critic is not trained here; ``total_timesteps`` of PPO can follow.
@@ -42,6 +53,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from benchmark.mapping.task_metrics import ARM_THRESHOLD, REDNESS_THRESHOLD, redness
+from benchmark.mapping.vae import ConvVAE
 from benchmark.rl.config import AgentConfig
 from envs.teacher import ScriptedReacher
 
@@ -127,10 +139,13 @@ class ImitationTrainer:
             (channel-last images; their ``info`` carries the joint angles and the target).
         cfg: the agent config (frames, rounds, epochs, noise, learning rate, batch size).
         progress: show tqdm bars.
+        mapping: the VAE of ``cfg.mapping``, loaded (None: learn from the canonical frames only).
     """
 
-    def __init__(self, model: PPO, venv: VecEnv, cfg: AgentConfig, progress: bool = True) -> None:
-        self.model, self.venv, self.cfg, self.progress = model, venv, cfg, progress
+    def __init__(
+        self, model: PPO, venv: VecEnv, cfg: AgentConfig, progress: bool = True, mapping: ConvVAE | None = None
+    ) -> None:
+        self.model, self.venv, self.cfg, self.progress, self.mapping = model, venv, cfg, progress, mapping
         self.teacher = ScriptedReacher(cfg.env)
         self.device = model.device
         actor = model.policy
@@ -143,6 +158,8 @@ class ImitationTrainer:
         self.rng = np.random.default_rng(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.images: list[np.ndarray] = []
+        self.mapped: list[np.ndarray] = []
+        """With a mapping: its reconstruction of each of :attr:`images`, channel-first uint8."""
         self.actions: list[np.ndarray] = []
         self.frames = 0
         """Labelled frames collected so far."""
@@ -160,12 +177,15 @@ class ImitationTrainer:
         with tqdm(total=frames, desc=f"{desc} frames", unit="frame", disable=not self.progress, leave=False) as bar:
             while self.frames < goal:
                 self.images.append(obs.transpose(0, 3, 1, 2).copy())
+                if self.mapping is not None:
+                    self.mapped.append(self.mapping.map_images(obs).transpose(0, 3, 1, 2).copy())
                 self.actions.append(labels)
                 self.frames += len(labels)
                 bar.update(len(obs))
                 if learner:
+                    seen = self.mapped[-1] if self.mapping is not None else self.images[-1]
                     with torch.no_grad():
-                        drive = actor_mean(self.model, self._tensor(self.images[-1])).cpu().numpy()
+                        drive = actor_mean(self.model, self._tensor(seen)).cpu().numpy()
                 else:
                     drive = labels
                 drive = np.clip(drive + noise * self.rng.standard_normal(drive.shape), -1.0, 1.0)
@@ -185,6 +205,7 @@ class ImitationTrainer:
     def fit(self, epochs: int) -> list[float]:
         """Train the actor for ``epochs`` epochs over every frame so far; returns each epoch's mean squared error."""
         images = torch.from_numpy(np.concatenate(self.images))
+        mapped = torch.from_numpy(np.concatenate(self.mapped)) if self.mapping is not None else None
         actions = torch.from_numpy(np.concatenate(self.actions))
         policy = self.model.policy
         policy.set_training_mode(True)
@@ -194,8 +215,12 @@ class ImitationTrainer:
             total = 0.0
             for start in range(0, len(images), self.cfg.bc_batch_size):
                 idx = order[start : start + self.cfg.bc_batch_size]
+                frames = images[idx]
+                if mapped is not None:
+                    through = torch.rand(len(idx), generator=self.generator) < self.cfg.mapping_fraction
+                    frames = torch.where(through.view(-1, 1, 1, 1), mapped[idx], frames)
                 batch = augment(
-                    self._tensor(images[idx].numpy()),
+                    self._tensor(frames.numpy()),
                     self.cfg.augment_blur,
                     self.cfg.augment_colour,
                     self.generator,
