@@ -38,10 +38,12 @@ from strategies.registry import StrategyContext, register_strategy
 
 
 def virtual_step(model: ConvVAE, grads: tuple[torch.Tensor | None, ...], lr: float) -> ConvVAE:
-    """A copy of ``model`` after one plain SGD step ``theta - lr * grad``."""
+    """A copy of ``model`` after one plain SGD step ``theta - lr * grad``, ``grads`` given for the
+    parameters that require gradients (the others, e.g. a frozen decoder, stay)."""
     stepped = copy.deepcopy(model)
     with torch.no_grad():
-        for p, g in zip(stepped.parameters(), grads, strict=True):
+        trained = [p for p in stepped.parameters() if p.requires_grad]
+        for p, g in zip(trained, grads, strict=True):
             if g is not None:
                 p.sub_(lr * g)
     return stepped
@@ -74,7 +76,7 @@ class MIRPlugin(SupervisedPlugin):
     def before_backward(self, strategy: Any, **kwargs: Any) -> None:
         model = strategy.model
         if len(self.buffer):
-            params = [p for p in model.parameters()]
+            params = [p for p in model.parameters() if p.requires_grad]
             grads = torch.autograd.grad(strategy.loss, params, retain_graph=True, allow_unused=True)
             stepped = virtual_step(model, grads, strategy.optimizer.param_groups[0]["lr"])
             candidates = self.buffer.sample(self.subsample)

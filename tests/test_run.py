@@ -345,3 +345,53 @@ def test_plain_eq1_is_one_flag_and_clashes_are_one_line(argv, tmp_path, capsys):
     assert main(["--strategy", "finetune", "--plain-eq1", *argv]) == 0
     train = json.loads((tmp_path / "runs" / "finetune" / "seed0" / "config.json").read_text())["train"]
     assert train["arm_weight"] == train["target_weight"] == train["stray_weight"] == 0.0
+
+
+DECODER = ("from_latent.", "decoder.")
+
+
+def _weights(state, frozen):
+    return {k: v for k, v in state.items() if k.startswith(DECODER) == frozen}
+
+
+@pytest.mark.parametrize("name", CONTINUAL)
+def test_freeze_decoder_keeps_the_task0_decoder_and_trains_the_encoder(argv, tmp_path, name):
+    assert main(["--strategy", name, "--freeze-decoder", *argv]) == 0
+    directory = tmp_path / "runs" / name / "seed0"
+    after_task0 = checkpoint.load(directory / "checkpoints" / "exp0.pt")["session"]["model"]
+    final = load_vae(directory).state_dict()
+    for key, value in _weights(after_task0, frozen=True).items():
+        assert torch.equal(final[key], value), f"{name}: {key} moved"
+    assert any(not torch.equal(final[k], v) for k, v in _weights(after_task0, frozen=False).items())
+    assert json.loads((directory / "config.json").read_text())["train"]["freeze_decoder"] is True
+
+
+def test_freeze_decoder_shares_the_task0_model_and_without_it_the_decoder_learns(argv, tmp_path):
+    assert main(["--strategy", "finetune", *argv]) == 0
+    directory = tmp_path / "runs" / "finetune" / "seed0"
+    after_task0 = checkpoint.load(directory / "checkpoints" / "exp0.pt")["session"]["model"]
+    final = load_vae(directory).state_dict()
+    assert all(not torch.equal(final[k], v) for k, v in _weights(after_task0, frozen=True).items() if "weight" in k)
+    assert main(["--strategy", "finetune", "--freeze-decoder", "--resume", *argv]) == 2  # another config
+    assert main(["--strategy", "er", "--freeze-decoder", *argv]) == 0
+    assert len(list((tmp_path / "runs" / "_shared").glob("task0-*.pt"))) == 1
+
+
+def test_freeze_decoder_resumes_to_the_uninterrupted_run(argv, tmp_path, monkeypatch):
+    assert main(["--strategy", "der", "--freeze-decoder", *argv]) == 0
+    reference = _results(tmp_path, "der")
+    killed = [*argv[:-3], "--out", str(tmp_path / "killed"), "--no-progress"]
+    original = train_module._save_step
+
+    def save_then_die(directory, step, *args):
+        original(directory, step, *args)
+        if step == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_step", save_then_die)
+    assert main(["--strategy", "der", "--freeze-decoder", *killed]) == 130
+    monkeypatch.setattr(train_module, "_save_step", original)
+    assert main(["--strategy", "der", "--freeze-decoder", "--resume", *killed]) == 0
+    resumed = json.loads((tmp_path / "killed" / "der" / "seed0" / "results.json").read_text())
+    np.testing.assert_allclose(resumed["mse_matrix"], reference["mse_matrix"], rtol=1e-6)
+    np.testing.assert_allclose(resumed["final_target_error_m"], reference["final_target_error_m"], rtol=1e-6)

@@ -43,6 +43,12 @@ class TrainConfig:
     decoder_coords: bool = False
     """CoordConv decoder: coordinate channels before each transposed convolution (see
     :class:`benchmark.mapping.vae.VAEConfig`)."""
+    freeze_decoder: bool = False
+    """Continual strategies: keep the decoder (``from_latent`` and ``decoder``) at its Task-0
+    weights in every later experience, so only the encoder and the auxiliary head learn the later
+    tasks; they map a new domain into the latent space whose reconstructions the first task
+    fixed (see :class:`benchmark.continual.plugins.FreezeDecoder`). Not part of the shared Task-0
+    model's key: that model trains with the decoder free."""
     alpha: float = 1.0
     """Eq. 1: weight of the reconstruction term."""
     beta: float = 10.0
@@ -149,6 +155,10 @@ STRATEGY_FIELDS = (
 )  # fmt: skip
 """The :class:`TrainConfig` fields only a strategy's plugin reads: they do not change the shared
 Task-0 model (trained without plugins), so they stay out of its key."""
+
+LATER_TASK_FIELDS = (*STRATEGY_FIELDS, "freeze_decoder")
+"""The :class:`TrainConfig` fields that act only after the first task: the shared Task-0 model's
+key leaves them out, so runs that differ in them share it."""
 
 
 @dataclass(frozen=True)

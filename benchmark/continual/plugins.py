@@ -1,4 +1,4 @@
-"""Training plugins: stop on a non-finite loss, clip the gradient norm, decay the learning rate per experience."""
+"""Training plugins: stop on a non-finite loss, clip the gradient norm, decay the learning rate, freeze the decoder."""
 
 from __future__ import annotations
 
@@ -88,3 +88,24 @@ class CosineLR(SupervisedPlugin):
         lr = self.rate(strategy.clock.train_exp_iterations, total)
         for group in strategy.optimizer.param_groups:
             group["lr"] = lr
+
+
+class FreezeDecoder(SupervisedPlugin):
+    """Trains the decoder on the first experience only (``TrainConfig.freeze_decoder``).
+
+    From the second experience on, the decoder's parameters (``from_latent`` and ``decoder``)
+    stop requiring gradients, so the optimizer leaves them at their Task-0 weights and only the
+    encoder and the auxiliary head learn the new domain: every later task is learnt as "encode
+    this look into the latent code of its canonical image", and the canonical reconstructions
+    an agent was trained through (``benchmark.rl train --mapping``) stay the ones it saw. The
+    paper trains the whole VAE on every task; this is the fixed-decoder variant of the same
+    mapping (a shared canonical decoder as in RCAN's generator target, James et al. 2019).
+
+    The flags are set again before every training experience from its index, so a resumed or
+    extended run freezes exactly as an uninterrupted one does.
+    """
+
+    def before_training_exp(self, strategy: Any, **kwargs: Any) -> None:
+        train = strategy.experience.current_experience == 0
+        for module in (strategy.model.from_latent, strategy.model.decoder):
+            module.requires_grad_(train)

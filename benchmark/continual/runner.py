@@ -28,7 +28,7 @@ from avalanche.benchmarks.scenarios.task_aware import with_task_labels
 
 from benchmark.common.io import write_json
 from benchmark.continual import checkpoint
-from benchmark.continual.config import RESUME_IGNORES, STRATEGY_FIELDS, RunConfig, run_dir
+from benchmark.continual.config import LATER_TASK_FIELDS, RESUME_IGNORES, STRATEGY_FIELDS, RunConfig, run_dir
 from benchmark.continual.results import append_row, empty_rows, make_results
 from benchmark.continual.session import Session
 from benchmark.data.cache import spec_key
@@ -51,9 +51,10 @@ def _digest(payload: Any) -> str:
 def task0_path(cfg: RunConfig, out: Path) -> Path:
     """Where the shared Task-0 model of ``cfg`` lives: keyed by everything that determines it
     (the first task's data, seed, device type, architecture, arithmetic, and the training config
-    but for the replay settings and the later tasks' epochs), so every continual strategy of a
-    seed shares it, whatever tasks follow the first (the first task's samples do not depend on
-    the later tasks: see :func:`benchmark.data.generate.state_seed`)."""
+    but for the fields that act only later, :data:`LATER_TASK_FIELDS`, and the later tasks'
+    epochs), so every continual strategy of a seed shares it, whatever tasks follow the first (the
+    first task's samples do not depend on the later tasks: see
+    :func:`benchmark.data.generate.state_seed`)."""
     t = cfg.train
     key = _digest(
         {
@@ -62,7 +63,7 @@ def task0_path(cfg: RunConfig, out: Path) -> Path:
             "device": torch.device(cfg.device).type,
             "architecture": ARCHITECTURE_VERSION,
             "fast": {k: v for k, v in dataclasses.asdict(cfg.fast).items() if k != "reason"},
-            "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in STRATEGY_FIELDS}
+            "train": {k: v for k, v in dataclasses.asdict(t).items() if k not in LATER_TASK_FIELDS}
             | {"epochs": t.epochs[0]},
         }
     )

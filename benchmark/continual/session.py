@@ -13,7 +13,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from benchmark.continual import checkpoint
 from benchmark.continual.config import RunConfig
 from benchmark.continual.loggers import RunLoggers
-from benchmark.continual.plugins import CosineLR, GradClip, NaNGuard
+from benchmark.continual.plugins import CosineLR, FreezeDecoder, GradClip, NaNGuard
 from benchmark.mapping.fastpath import FloatBatches, apply_fast_path
 from benchmark.mapping.loss import VAELoss
 from benchmark.mapping.metrics import EVAL_KEYS, LossTermsMetric, MappingMetrics, eval_name
@@ -44,6 +44,8 @@ class Session:
             plugins.append(GradClip(t.grad_clip))
         if t.lr_schedule == "cosine":
             plugins.append(CosineLR(t.lr, t.lr_floor))
+        if t.freeze_decoder and entry.schedule == "continual":  # a single-task model is fresh per task
+            plugins.append(FreezeDecoder())
         ctx = StrategyContext(self.model, self.optimizer, self.criterion, self.evaluator, device, t, cfg.seed, plugins)
         self.strategy = entry.build(ctx)
 
