@@ -102,22 +102,28 @@ def test_kl_ramp_is_in_the_logs(argv, tmp_path):
     assert gammas[3:] == [0.5] * 3
 
 
+def _die_after_step(monkeypatch, stop):
+    """Make the runner stop as Ctrl-C does right after it saved step ``stop``; returns the undo."""
+    original = train_module._save_step
+
+    def save_then_die(directory, step, *args):
+        original(directory, step, *args)
+        if step == stop:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_save_step", save_then_die)
+    return lambda: monkeypatch.setattr(train_module, "_save_step", original)
+
+
 @pytest.mark.parametrize("name", CONTINUAL)
 def test_resume_equals_an_uninterrupted_run(argv, tmp_path, monkeypatch, name, all_runs):
     reference = _results(all_runs[0], name)
     killed_out = tmp_path / "killed"
     argv = [*argv[:-3], "--out", str(killed_out), "--no-progress"]
-    original = train_module._save_step
-
-    def save_then_die(directory, step, *args):
-        original(directory, step, *args)
-        if step == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "_save_step", save_then_die)
+    undo = _die_after_step(monkeypatch, 1)
     assert main(["--strategy", name, *argv]) == 130  # Ctrl-C (or SIGTERM): one line, exit 130
     assert not (killed_out / name / "seed0" / "results.json").exists()
-    monkeypatch.setattr(train_module, "_save_step", original)
+    undo()
     assert main(["--strategy", name, "--resume", *argv]) == 0
     resumed = json.loads((killed_out / name / "seed0" / "results.json").read_text())
     for key in ("mse_matrix", "mse_sum_matrix", "aux_error_matrix", "final_mse", "target_missing_matrix",
@@ -381,16 +387,9 @@ def test_freeze_decoder_resumes_to_the_uninterrupted_run(argv, tmp_path, monkeyp
     assert main(["--strategy", "der", "--freeze-decoder", *argv]) == 0
     reference = _results(tmp_path, "der")
     killed = [*argv[:-3], "--out", str(tmp_path / "killed"), "--no-progress"]
-    original = train_module._save_step
-
-    def save_then_die(directory, step, *args):
-        original(directory, step, *args)
-        if step == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(train_module, "_save_step", save_then_die)
+    undo = _die_after_step(monkeypatch, 1)
     assert main(["--strategy", "der", "--freeze-decoder", *killed]) == 130
-    monkeypatch.setattr(train_module, "_save_step", original)
+    undo()
     assert main(["--strategy", "der", "--freeze-decoder", "--resume", *killed]) == 0
     resumed = json.loads((tmp_path / "killed" / "der" / "seed0" / "results.json").read_text())
     np.testing.assert_allclose(resumed["mse_matrix"], reference["mse_matrix"], rtol=1e-6)

@@ -214,6 +214,18 @@ def save_vae(model: ConvVAE, path: str | os.PathLike[str], extra: dict[str, Any]
         torch.save(payload, tmp)
 
 
+def vae_file(path: str | os.PathLike[str]) -> Path:
+    """The model file a user means by ``path``: the file itself, or the ``model.pt`` of a run folder.
+
+    Raises ``FileNotFoundError`` (one line, "no VAE at ...") if there is none."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no VAE at {path}")
+    return path
+
+
 def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu", fast: FastPath | None = None) -> ConvVAE:
     """Load a trained VAE, in eval mode, from a ``model.pt`` or from the run folder that holds it.
 
@@ -227,11 +239,7 @@ def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu", f
 
     Raises ``FileNotFoundError`` or ``ValueError`` with a one-line reason.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no VAE at {path}")
+    path = vae_file(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
@@ -245,3 +253,17 @@ def load_vae(path: str | os.PathLike[str], device: str | torch.device = "cpu", f
         reason = str(exc).split("\n")[0][:120]
         raise ValueError(f"{path} is not a ciim-bench VAE ({exc.__class__.__name__}: {reason})") from None
     return apply_fast_path(model.to(device).eval(), fast or FastPath())
+
+
+def load_vae_at(
+    path: str | os.PathLike[str], resolution: int, device: str | torch.device = "cpu", fast: FastPath | None = None
+) -> ConvVAE:
+    """:func:`load_vae`, refusing in one line (``ValueError``) a model of another image side than ``resolution``
+    (an agent's frames, say)."""
+    vae = load_vae(path, device, fast)
+    if (side := vae.config.resolution) != resolution:
+        raise ValueError(
+            f"{path} maps {side}x{side} images but {resolution}x{resolution} are needed; "
+            f"use a VAE trained at --resolution {resolution}"
+        )
+    return vae

@@ -33,7 +33,7 @@ from benchmark.common.device import DEVICE_CHOICES, configure_threads, resolve_d
 from benchmark.common.io import write_json
 from benchmark.data.cache import get_or_generate
 from benchmark.data.spec import DataSpec
-from benchmark.mapping.vae import load_vae
+from benchmark.mapping.vae import load_vae_at
 from benchmark.presets import DEFAULT_PRESET, PRESETS, get_preset
 from benchmark.rl.agent import AgentError, get_or_train_agent, load_agent
 from benchmark.rl.config import EVAL_EPISODES, METHODS, agent_config
@@ -135,21 +135,11 @@ def _agent(args: argparse.Namespace, device: torch.device, vaes: Sequence[Path] 
     loaded = load_agent(args.agent, device) if args.agent is not None else None
     cfg = loaded[1] if loaded is not None else agent_config(args.preset, args.resolution)
     for path in vaes:
-        check_vae(path, cfg.resolution)
+        load_vae_at(path, cfg.resolution)
     if loaded is not None:
         return loaded[0], loaded[1]
     model, _, _ = get_or_train_agent(cfg, args.runs / "rl", device, not args.no_progress)
     return model, cfg
-
-
-def check_vae(path: Path, resolution: int) -> None:
-    """Raise ``FileNotFoundError`` or ``ValueError`` in one line if ``path`` is not a VAE for ``resolution`` images."""
-    vae = load_vae(path)
-    if vae.config.resolution != resolution:
-        raise ValueError(
-            f"{path} maps {vae.config.resolution}x{vae.config.resolution} images but the agent sees "
-            f"{resolution}x{resolution}; use a VAE trained at --resolution {resolution}"
-        )
 
 
 def _cells(
@@ -177,7 +167,7 @@ def _train(args: argparse.Namespace, device: torch.device) -> int:
     if args.mapping_fraction is not None and args.mapping is None:
         raise ValueError("--mapping-fraction needs --mapping")
     if args.mapping is not None:
-        check_vae(args.mapping, args.resolution)
+        load_vae_at(args.mapping, args.resolution)
     cfg = agent_config(
         args.preset,
         args.resolution,

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from benchmark.common.device import available_cores
 from benchmark.common.io import write_json
-from benchmark.mapping.vae import ConvVAE, load_vae
+from benchmark.mapping.vae import ConvVAE, load_vae_at
 from benchmark.rl.config import AgentConfig, file_digest
 from benchmark.rl.episodes import SeededEpisodes
 from benchmark.rl.imitation import ImitationTrainer
@@ -192,13 +192,10 @@ def load_mapping(cfg: AgentConfig, device: str | torch.device = "cpu") -> ConvVA
     """The VAE of ``cfg.mapping``, checked against its digest and the agent's resolution (one-line errors)."""
     if file_digest(cfg.mapping) != cfg.mapping_digest:
         raise AgentError(f"{cfg.mapping} changed since the agent's config was made (its SHA-256 differs)")
-    vae = load_vae(cfg.mapping, device)
-    if vae.config.resolution != cfg.resolution:
-        raise AgentError(
-            f"{cfg.mapping} maps {vae.config.resolution}x{vae.config.resolution} images; the agent sees "
-            f"{cfg.resolution}x{cfg.resolution}"
-        )
-    return vae
+    try:
+        return load_vae_at(cfg.mapping, cfg.resolution, device)
+    except ValueError as exc:
+        raise AgentError(str(exc)) from None
 
 
 def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, progress: bool = True) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark.mapping.vae import vae_file
 from envs.reach_env import ReachConfig
 from envs.renderer import SceneConfig
 
@@ -186,12 +187,7 @@ KEY_EXCLUDED = frozenset({"mapping"})
 
 def file_digest(path: str | Path) -> str:
     """SHA-256 of a VAE file, given as the file or the run folder holding its ``model.pt``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no VAE at {path}")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(vae_file(path).read_bytes()).hexdigest()
 
 
 AGENT_PRESETS: dict[str, dict[str, Any]] = {
