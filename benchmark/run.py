@@ -129,6 +129,14 @@ def build_parser(prog: str = "python -m benchmark.run") -> argparse.ArgumentPars
         help="then evaluate the PPO agent through each trained VAE in every domain (trains or reuses the agent)",
     )
     parser.add_argument(
+        "--agent",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --rl: the trained agent folder to evaluate through (e.g. one of 'benchmark.rl train --mapping'), "
+        "instead of the preset's; its matrix goes to <out>/rl_eval/<DIR's name>",
+    )
+    parser.add_argument(
         "--report",
         nargs="?",
         const=Path("reports/out"),
@@ -216,10 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         return extend(args, parser)
     try:
         setup = resolve_setup(args)
-        if args.rl:
-            from benchmark.rl.config import agent_config
-
-            agent_config(args.preset, setup.spec.scene.resolution)  # an agent for this preset and resolution exists
+        check_rl_flags(args.rl, args.agent, args.preset, setup.spec.scene.resolution)
         check_writable_folder(args.out, "runs folder (--out)")
         if args.report is not None:
             check_writable_folder(args.report, "report folder (--report)")
@@ -232,6 +237,23 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, setup)
         except KeyboardInterrupt:
             return fail("interrupted; finished experiences are kept (continue with --resume)", 130)
+
+
+def check_rl_flags(rl: bool, agent: Path | None, preset: str, resolution: int) -> None:
+    """``--rl`` has an agent for ``preset`` at ``resolution``, and ``--agent`` comes with ``--rl``
+    and is a trained agent of that resolution; raises in one line before any work starts."""
+    from benchmark.rl.agent import AgentError, check_agent
+    from benchmark.rl.config import agent_config
+
+    if agent is not None and not rl:
+        raise ValueError("--agent is the agent of the closed loop: it needs --rl")
+    if agent is not None:
+        try:
+            check_agent(agent, resolution)
+        except AgentError as exc:
+            raise ValueError(str(exc)) from None
+    elif rl:
+        agent_config(preset, resolution)  # the preset has an agent at this resolution
 
 
 def _run(args: argparse.Namespace, setup: RunSetup) -> int:
@@ -301,6 +323,7 @@ def _closed_loop(args: argparse.Namespace, names: list[str], resolution: int, de
             progress=not args.no_progress,
             precision=args.precision,
             data=data,
+            agent=args.agent,
         )
     except AgentError as exc:
         return fail(str(exc), 2)

@@ -31,7 +31,7 @@ from benchmark.common.device import available_cores
 from benchmark.jobs.engine import ExecutorSpec, Outcome, counts, default_split, execute, failed
 from benchmark.jobs.plan import parse_seeds, plan_sweep
 from benchmark.run import build_parser as build_run_parser
-from benchmark.run import parse_strategies
+from benchmark.run import check_rl_flags, parse_strategies
 
 PROG = "python -m benchmark.sweep"
 
@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0", help="seeds, as 0-4, 0,2,5 or 3 (default: 0)")
     parser.add_argument("--executor", choices=("local", "slurm"), default="local", help="(default: local)")
     parser.add_argument("--rl", action="store_true", help="then the closed-loop matrix over every VAE under --out")
+    parser.add_argument("--agent", type=Path, default=None, metavar="DIR",
+                        help="with --rl: the trained agent folder of the matrix (default: the preset's)")  # fmt: skip
     parser.add_argument("--report", nargs="?", const=Path("reports/out"), type=Path, metavar="DIR",
                         help="at the end, the report of every run under --out (default DIR: reports/out)")  # fmt: skip
     local = parser.add_argument_group("local executor (default: one single-thread job per core)")
@@ -86,11 +88,13 @@ def _executor_spec(args: argparse.Namespace, out: Path) -> ExecutorSpec:
     )
 
 
-def _rl_argv(run_args: argparse.Namespace) -> list[str]:
+def _rl_argv(run_args: argparse.Namespace, agent: Path | None = None) -> list[str]:
     argv = ["matrix", "--runs", str(run_args.out), "--preset", run_args.preset, "--device", run_args.device,
             "--precision", run_args.precision, "--data-dir", str(run_args.data_dir), "--no-progress"]  # fmt: skip
     if run_args.resolution is not None:
         argv += ["--resolution", str(run_args.resolution)]
+    if agent is not None:
+        argv += ["--agent", str(agent)]
     return argv
 
 
@@ -147,17 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         import_modules(run_args.imports)
         strategies = parse_strategies(args.strategy)
         seeds = parse_seeds(args.seeds)
-        if args.rl:
-            from benchmark.rl.config import agent_config
-
-            agent_config(run_args.preset, run_args.resolution or 64)
+        check_rl_flags(args.rl, args.agent, run_args.preset, run_args.resolution or 64)
         check_writable_folder(run_args.out, "runs folder (--out)")
         if args.report is not None:
             check_writable_folder(args.report, "report folder (--report)")
         spec = _executor_spec(args, run_args.out)
         if spec.kind == "slurm" and shutil.which("sbatch") is None:
             raise ValueError("--executor slurm needs SLURM's sbatch, which this machine does not have")
-        plan = plan_sweep(strategies, seeds, rest, _rl_argv(run_args) if args.rl else None)
+        plan = plan_sweep(strategies, seeds, rest, _rl_argv(run_args, args.agent) if args.rl else None)
     except (KeyError, ValueError) as exc:
         return fail(str(exc).strip("'\""), 2)
     except OSError as exc:

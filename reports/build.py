@@ -155,6 +155,13 @@ def _task_section(doc: Document, runs: list[RunResult], out: Path) -> list[Path]
     return written
 
 
+def _main_matrix(matrices: list[RLMatrix], preset: str) -> RLMatrix | None:
+    """The matrix the summary figure and the paper claims use: the preset agent's
+    (``rl_eval/<preset>``) when there is one, else the last by path."""
+    own = [m for m in matrices if m.path.name == preset]
+    return (own or matrices)[-1] if matrices else None
+
+
 def _rl_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
     written: list[Path] = []
     doc.heading("Closed loop: the agent through each VAE", 3)
@@ -251,10 +258,16 @@ def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "dat
                  f"{', '.join(map(str, seeds)) or '-'}; {len(matrices)} closed-loop evaluation(s).")  # fmt: skip
         if runs_p:
             written += _vae_section(doc, runs_p, folder, Path(data_root), grid)
-        for matrix in matrices:
-            written += _rl_section(doc, matrix, folder)
+        main_matrix = _main_matrix(matrices, preset)
+        used: set[Path] = {folder}
+        for k, matrix in enumerate(matrices):  # another agent's matrix (``--agent``) gets its own tables and figures
+            sub = folder if matrix is main_matrix else folder / matrix.path.name
+            if matrix is not main_matrix and sub in used:
+                sub = folder / f"{matrix.path.name}-{k}"
+            used.add(sub)
+            written += _rl_section(doc, matrix, sub)
         if runs_p:
-            pooled = pooled_success_table(matrices[-1]) if matrices else None
+            pooled = pooled_success_table(main_matrix) if main_matrix else None
             spread = figures.strategy_intervals(final_mse_table(runs_p), pooled, folder / "figures",
                                                 "strategy_intervals")  # fmt: skip
             written += spread
@@ -271,7 +284,7 @@ def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "dat
                  "seed can only be inconclusive.")  # fmt: skip
         bullets = []
         for key, measure in (("mse", "MSE"), ("target_error_m", "target error")):
-            claims = check_claims(finals(runs_p, key), matrices[-1] if matrices else None)
+            claims = check_claims(finals(runs_p, key), main_matrix)
             if key != "mse":
                 claims = claims[:-1]  # the closed-loop claim does not depend on the measure
             bullets += [f"**{c.verdict}** (on {measure}): {c.finding} ({c.evidence})" for c in claims]

@@ -39,14 +39,15 @@ def write_run(root, strategy, r, seed=0, preset="quick", schedule="continual", w
     return run
 
 
-def write_matrix(root, preset="quick", pipelines=("oracle", "raw", "single/seed0/task0", "er/seed0", "der/seed0")):
+def write_matrix(root, preset="quick", pipelines=("oracle", "raw", "single/seed0/task0", "er/seed0", "der/seed0"),
+                 agent="quick-r64-s0-abc", folder=None, shift=0):  # fmt: skip
     domains = ["canonical", "randomized", "noisy", "heldout"]
-    out = root / "rl_eval" / preset
+    out = root / "rl_eval" / (folder or preset)
     (out / "strips").mkdir(parents=True)
     cells = []
     for i, p in enumerate(pipelines):
         for j, d in enumerate(domains):
-            rate = round(0.1 * ((i + j) % 10), 2)
+            rate = round(0.1 * ((i + j + shift) % 10), 2)
             cells.append({"pipeline": p, "domain": d, "episodes": 10, "success_rate": rate,
                           "success_ci95": [max(0.0, rate - 0.2), min(1.0, rate + 0.2)],
                           "mean_final_distance": 0.1, "mean_return": -5.0, "mean_length": 50.0})  # fmt: skip
@@ -54,7 +55,7 @@ def write_matrix(root, preset="quick", pipelines=("oracle", "raw", "single/seed0
             Image.fromarray(np.full((66, 264, 3), 40 * i, np.uint8)).save(out / "strips" / f"{name}__{d}__ep0.png")
     agreement = [{"pipeline": p, "task": t, "domain": d, "images": 9, "action_error": 0.1 * t, "wrong_sign": 0.05 * t}
                  for p in pipelines if p != "oracle" for t, d in enumerate(TASKS)]  # fmt: skip
-    matrix = {"agent": "quick-r64-s0-abc", "preset": preset, "episodes": 10, "seed": 0, "domains": domains,
+    matrix = {"agent": agent, "preset": preset, "episodes": 10, "seed": 0, "domains": domains,
               "pipelines": list(pipelines), "cells": cells, "agreement": agreement}  # fmt: skip
     (out / "matrix.json").write_text(json.dumps(matrix))
     return matrix
@@ -180,6 +181,25 @@ def test_every_promised_file_is_written_and_opens(tmp_path):
     html = report.html.read_text()
     assert html.count("data:image/png;base64,") == len(stems) and "<table" in html
     assert "torch" in markdown and "wall time" in markdown  # versions and times for the reader
+
+
+def test_two_agents_matrices_are_reported_apart(tmp_path):
+    """The preset agent's matrix and another agent's (``--agent``) each get their own tables and
+    figures; the paper claims use the preset agent's."""
+    for name, shift in (("finetune", 0.0), ("er", -0.5), ("der", -0.2)):
+        write_run(tmp_path, name, np.asarray(R) + shift)
+    write_matrix(tmp_path)
+    write_matrix(tmp_path, agent="quick-r64-s0-mine", folder="quick-r64-s0-mine", shift=3)
+    report = build_report(tmp_path, tmp_path / "out", grid=False)
+    own, other = tmp_path / "out" / "quick", tmp_path / "out" / "quick" / "quick-r64-s0-mine"
+    first, second = pd.read_csv(own / "success.csv"), pd.read_csv(other / "success.csv")
+    assert first["success"].iloc[0].startswith("0%") and second["success"].iloc[0].startswith("30%")
+    for folder in (own, other):
+        assert (folder / "figures" / "success_matrix.png").is_file()
+    markdown = report.markdown.read_text()
+    assert "Agent `quick-r64-s0-abc`" in markdown and "Agent `quick-r64-s0-mine`" in markdown
+    links = [line.split("](")[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]
+    assert len(links) == len(set(links)) and all((tmp_path / "out" / link).is_file() for link in links)
 
 
 def _finals(values, seeds=5, noise=0.01):

@@ -28,14 +28,6 @@ SMOKE = agent_config("smoke")
 
 
 @pytest.fixture(scope="session")
-def agent_root(tmp_path_factory):
-    """A runs folder whose rl/ holds the trained smoke agent (trained once per session)."""
-    runs = tmp_path_factory.mktemp("rlruns")
-    get_or_train_agent(SMOKE, runs / "rl", "cpu", progress=False)
-    return runs
-
-
-@pytest.fixture(scope="session")
 def agent(agent_root):
     model, _, _ = load_agent(agent_root / "rl" / SMOKE.key())
     return model

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 from benchmark.continual import checkpoint
 from benchmark.continual import runner as train_module
 from benchmark.mapping.vae import load_vae
+from benchmark.rl.config import agent_config
 from benchmark.run import main
 from strategies import available_strategies, get_strategy, register_strategy, unregister_strategy
 
@@ -252,6 +254,28 @@ def test_rl_flag_evaluates_the_trained_vaes(argv, tmp_path, capsys):
     assert matrix["pipelines"] == ["oracle", "raw", "der/seed0"]
     assert matrix["domains"] == ["canonical", "randomized", "noisy", "heldout"]
     assert len(list((tmp_path / "runs" / "rl").glob("smoke-*/model.zip"))) == 1
+
+
+def test_rl_through_a_given_agent(argv, tmp_path, agent_root, capsys):
+    """``--rl --agent DIR`` plays the loop through that agent: none is trained, and its matrix sits
+    in its own folder, beside (not over) the preset agent's."""
+    mine = tmp_path / "mine"
+    shutil.copytree(agent_root / "rl" / agent_config("smoke").key(), mine)
+    assert main(["--strategy", "finetune", "--rl", "--agent", str(mine), "--epochs", "1,1,1", *argv]) == 0
+    assert "agent success rate" in capsys.readouterr().out
+    runs = tmp_path / "runs"
+    matrix = json.loads((runs / "rl_eval" / "mine" / "matrix.json").read_text())
+    assert matrix["agent"] == agent_config("smoke").key() and matrix["pipelines"] == ["oracle", "raw", "finetune/seed0"]
+    assert not (runs / "rl").exists() and not (runs / "rl_eval" / "smoke").exists()
+
+
+def test_agent_flag_errors_come_before_any_work(argv, tmp_path, capsys):
+    assert main(["--strategy", "finetune", "--agent", str(tmp_path), *argv]) == 2
+    assert main(["--strategy", "finetune", "--rl", "--agent", str(tmp_path / "nothing"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err), err
+    assert "needs --rl" in err[0] and "no trained agent in" in err[1]
+    assert not (tmp_path / "runs").exists()
 
 
 class _RecordGradNorms(SupervisedPlugin):

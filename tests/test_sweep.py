@@ -96,11 +96,31 @@ def test_usage_errors_are_one_line_before_any_job(base, tmp_path, capsys):
     other = out / "finetune" / "seed0"
     other.mkdir(parents=True)
     (other / "config.json").write_text(json.dumps({"strategy": "finetune", "preset": "paper"}))
+    assert main(["--agent", str(tmp_path), *base]) == 2
+    assert main(["--rl", "--agent", str(tmp_path / "nothing"), *base]) == 2
     assert main(["--strategy", "finetune", *base]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 5 and all(line.startswith("error: ") for line in err), err
-    assert "another configuration" in err[-1]
+    assert len(err) == 7 and all(line.startswith("error: ") for line in err), err
+    assert "needs --rl" in err[4] and "no trained agent" in err[5] and "another configuration" in err[-1]
     assert not (out / "_sweep").exists()
+
+
+def test_the_matrix_of_a_given_agent_has_its_own_folder(tmp_path):
+    """``--rl --agent DIR``: the sweep looks for (and the matrix job writes) that agent's matrix in its
+    own folder, so the preset agent's finished matrix does not make it skip the job."""
+    from benchmark.jobs.plan import _rl_out
+    from benchmark.run import build_parser as run_parser
+    from benchmark.sweep import _rl_argv, build_parser
+
+    out, agent = tmp_path / "runs", tmp_path / "agents" / "mine"
+    run_args = run_parser().parse_args(["--out", str(out), "--preset", "smoke"])
+    argv = _rl_argv(run_args, agent)
+    assert argv[argv.index("--agent") + 1] == str(agent)
+    assert _rl_out(argv, out, "smoke") == out / "rl_eval" / "mine"
+    assert _rl_out(_rl_argv(run_args), out, "smoke") == out / "rl_eval" / "smoke"
+    assert _rl_out([*argv, "--out", str(tmp_path / "x")], out, "smoke") == tmp_path / "x"
+    args, rest = build_parser().parse_known_args(["--rl", "--agent", str(agent), "--preset", "smoke"])
+    assert args.agent == agent and "--agent" not in rest  # the sweep's flag, not passed on to the run jobs
 
 
 def test_slurm_submission_with_dependencies(base, tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from benchmark.continual.config import run_dir
 from benchmark.continual.runner import config_differences
+from benchmark.rl.config import matrix_folder
 from benchmark.run import build_parser, resolve_setup
 from strategies.registry import get_strategy
 
@@ -139,8 +140,8 @@ def plan_sweep(
 
 
 def _rl_out(rl_argv: Sequence[str], out: Path, preset: str) -> Path:
-    """The folder ``benchmark.rl matrix`` writes to (its ``--out``, else ``<runs>/rl_eval/<preset>``)."""
+    """The folder ``benchmark.rl matrix`` writes to (its ``--out``, else :func:`matrix_folder`)."""
     argv = list(rl_argv)
     if "--out" in argv:
         return Path(argv[argv.index("--out") + 1])
-    return out / "rl_eval" / preset
+    return matrix_folder(out, preset, Path(argv[argv.index("--agent") + 1]) if "--agent" in argv else None)

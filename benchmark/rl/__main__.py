@@ -36,7 +36,7 @@ from benchmark.data.spec import DataSpec
 from benchmark.mapping.vae import load_vae_at
 from benchmark.presets import DEFAULT_PRESET, PRESETS, get_preset
 from benchmark.rl.agent import AgentError, get_or_train_agent, load_agent
-from benchmark.rl.config import EVAL_EPISODES, METHODS, agent_config
+from benchmark.rl.config import EVAL_EPISODES, METHODS, agent_config, matrix_folder
 from benchmark.rl.evaluate import format_success
 from benchmark.rl.matrix import (
     DATA_TASKS,
@@ -111,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument(
         "--domains", default=None, help="comma list (default: every domain of the VAEs' streams, then heldout)"
     )
-    matrix.add_argument("--out", type=Path, default=None, help="output folder (default: <runs>/rl_eval/<preset>)")
+    matrix.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: <runs>/rl_eval/<preset>, or <runs>/rl_eval/<agent folder's name> with --agent)",
+    )
     matrix.add_argument(
         "--data-dir", type=Path, default=Path("data"), help="data cache for the agent agreement (default: data)"
     )
@@ -222,7 +227,7 @@ def _matrix(args: argparse.Namespace, device: torch.device) -> int:
         log.warning("rl: no trained VAE of preset %s under %s; only oracle and raw rows", args.preset, args.runs)
     model, cfg = _agent(args, device, [p.vae for p in vaes if p.vae is not None])
     episodes = args.episodes or EVAL_EPISODES[args.preset]
-    out = args.out or args.runs / "rl_eval" / args.preset
+    out = args.out or matrix_folder(args.runs, args.preset, args.agent)
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
     data = None
     if not args.no_agreement:

@@ -332,6 +332,16 @@ def get_or_train_agent(
     return model, directory, summary
 
 
+def check_agent(path: str | os.PathLike[str], resolution: int) -> AgentConfig:
+    """The config of the trained agent folder ``path`` once it loads and sees ``resolution``-pixel
+    images: what ``--rl --agent`` checks before any training starts (raises :class:`AgentError`)."""
+    _, cfg, _ = load_agent(path)
+    if cfg.resolution != resolution:
+        side = cfg.resolution
+        raise AgentError(f"{path}: the agent sees {side}x{side} images, the runs {resolution}x{resolution}")
+    return cfg
+
+
 def load_agent(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[PPO, AgentConfig, dict]:
     """Load a trained agent from its folder (or its ``model.zip``); raises :class:`AgentError` in one line."""
     path = Path(path)

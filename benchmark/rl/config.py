@@ -206,6 +206,15 @@ EVAL_EPISODES: dict[str, int] = {"smoke": 4, "quick": 100, "paper": 100}
 """Episodes per cell of the evaluation matrix, per preset."""
 
 
+def matrix_folder(runs: Path, preset: str, agent: Path | None = None) -> Path:
+    """Where the evaluation matrix of ``runs`` goes: ``<runs>/rl_eval/<preset>`` through the preset's
+    agent, ``<runs>/rl_eval/<agent folder's name>`` through the agent folder ``agent``, so that the
+    matrices of two agents (say the default one and one trained with ``--mapping``) sit side by side
+    instead of one overwriting the other."""
+    name = preset if agent is None else (agent.parent if agent.suffix == ".zip" else agent).resolve().name
+    return runs / "rl_eval" / name
+
+
 def agent_config(preset: str, resolution: int = 64, seed: int = 0, **overrides: Any) -> AgentConfig:
     """The agent config of ``preset`` at ``resolution``; ``overrides`` that are not None replace fields."""
     if preset not in AGENT_PRESETS:

@@ -230,15 +230,20 @@ def closed_loop(
     progress: bool = True,
     precision: str = "auto",
     data: StreamData | None = None,
+    agent: Path | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """The whole sim2real check of ``preset``: train or reuse its agent under ``runs/rl``, then the
-    matrix of ``oracle``, ``raw`` and ``vaes`` in every domain, written to ``runs/rl_eval/<preset>``."""
-    from benchmark.rl.agent import get_or_train_agent
-    from benchmark.rl.config import EVAL_EPISODES, agent_config
+    """The whole sim2real check of ``preset``: train or reuse its agent under ``runs/rl`` (or load the
+    trained agent folder ``agent``), then the matrix of ``oracle``, ``raw`` and ``vaes`` in every
+    domain, written to :func:`~benchmark.rl.config.matrix_folder`."""
+    from benchmark.rl.agent import get_or_train_agent, load_agent
+    from benchmark.rl.config import EVAL_EPISODES, agent_config, matrix_folder
 
-    cfg = agent_config(preset, resolution)
-    model, _, _ = get_or_train_agent(cfg, runs / "rl", device, progress)
-    out = runs / "rl_eval" / preset
+    if agent is not None:
+        model, cfg, _ = load_agent(agent, device)
+    else:
+        cfg = agent_config(preset, resolution)
+        model, _, _ = get_or_train_agent(cfg, runs / "rl", device, progress)
+    out = matrix_folder(runs, preset, agent)
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
     tasks, _ = stream_of(vaes)
     matrix = evaluate_matrix(
