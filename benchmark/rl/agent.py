@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from benchmark.common.device import available_cores
 from benchmark.common.io import write_json
 from benchmark.mapping.vae import ConvVAE, load_vae_at
-from benchmark.rl.config import AgentConfig, file_digest
+from benchmark.rl.config import AgentConfig, agent_folder, file_digest
 from benchmark.rl.episodes import SeededEpisodes
 from benchmark.rl.imitation import ImitationTrainer
 from benchmark.rl.policy import CoordCNN
@@ -344,8 +344,7 @@ def check_agent(path: str | os.PathLike[str], resolution: int) -> AgentConfig:
 
 def load_agent(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[PPO, AgentConfig, dict]:
     """Load a trained agent from its folder (or its ``model.zip``); raises :class:`AgentError` in one line."""
-    path = Path(path)
-    directory = path.parent if path.suffix == ".zip" else path
+    directory = agent_folder(path)
     if not (directory / MODEL).is_file() or not (directory / CONFIG).is_file():
         raise AgentError(f"no trained agent in {directory} (expected {MODEL} and {CONFIG})")
     try:

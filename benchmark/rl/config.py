@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,12 +207,18 @@ EVAL_EPISODES: dict[str, int] = {"smoke": 4, "quick": 100, "paper": 100}
 """Episodes per cell of the evaluation matrix, per preset."""
 
 
+def agent_folder(path: str | os.PathLike[str]) -> Path:
+    """The trained agent folder a user means by ``path``: the folder itself, or the one holding a ``model.zip``."""
+    path = Path(path)
+    return path.parent if path.suffix == ".zip" else path
+
+
 def matrix_folder(runs: Path, preset: str, agent: Path | None = None) -> Path:
     """Where the evaluation matrix of ``runs`` goes: ``<runs>/rl_eval/<preset>`` through the preset's
     agent, ``<runs>/rl_eval/<agent folder's name>`` through the agent folder ``agent``, so that the
     matrices of two agents (say the default one and one trained with ``--mapping``) sit side by side
     instead of one overwriting the other."""
-    name = preset if agent is None else (agent.parent if agent.suffix == ".zip" else agent).resolve().name
+    name = preset if agent is None else agent_folder(agent).resolve().name
     return runs / "rl_eval" / name
 
 
