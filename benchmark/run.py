@@ -134,7 +134,8 @@ def build_parser(prog: str = "python -m benchmark.run") -> argparse.ArgumentPars
         default=None,
         metavar="DIR",
         help="with --rl: the trained agent folder to evaluate through (e.g. one of 'benchmark.rl train --mapping'), "
-        "instead of the preset's; its matrix goes to <out>/rl_eval/<DIR's name>",
+        "instead of the preset's; its matrix goes to <out>/rl_eval/<DIR's name>. 'task0': the preset's agent "
+        "trained through this run's shared Task-0 model (trained if not cached; pair it with --freeze-decoder)",
     )
     parser.add_argument(
         "--report",
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return extend(args, parser)
     try:
         setup = resolve_setup(args)
-        check_rl_flags(args.rl, args.agent, args.preset, setup.spec.scene.resolution)
+        check_rl_flags(args.rl, args.agent, args.preset, setup.spec.scene.resolution, setup.strategies)
         check_writable_folder(args.out, "runs folder (--out)")
         if args.report is not None:
             check_writable_folder(args.report, "report folder (--report)")
@@ -239,15 +240,38 @@ def main(argv: list[str] | None = None) -> int:
             return fail("interrupted; finished experiences are kept (continue with --resume)", 130)
 
 
-def check_rl_flags(rl: bool, agent: Path | None, preset: str, resolution: int) -> None:
+def is_task0_agent(agent: Path | None) -> bool:
+    """Whether ``--agent`` names the agent trained through the run's Task-0 model (``--agent task0``)."""
+    from benchmark.rl.config import TASK0_AGENT
+
+    return agent is not None and str(agent) == TASK0_AGENT
+
+
+def task0_strategy(strategies: list[str]) -> str | None:
+    """The first of ``strategies`` that starts from the shared Task-0 model (None if none does)."""
+    from strategies import get_strategy
+
+    entries = [get_strategy(n) for n in strategies]
+    return next((e.name for e in entries if e.schedule == "continual" and e.shares_task0), None)
+
+
+def check_rl_flags(rl: bool, agent: Path | None, preset: str, resolution: int, strategies: list[str]) -> None:
     """``--rl`` has an agent for ``preset`` at ``resolution``, and ``--agent`` comes with ``--rl``
-    and is a trained agent of that resolution; raises in one line before any work starts."""
+    and is a trained agent of that resolution, or ``task0`` with a strategy that trains the shared
+    Task-0 model; raises in one line before any work starts."""
     from benchmark.rl.agent import AgentError, check_agent
     from benchmark.rl.config import agent_config
 
     if agent is not None and not rl:
         raise ValueError("--agent is the agent of the closed loop: it needs --rl")
-    if agent is not None:
+    if is_task0_agent(agent):
+        if task0_strategy(strategies) is None:
+            raise ValueError(
+                f"--agent task0 learns through the shared Task-0 model, and none of {', '.join(strategies)} "
+                "starts from it (the continual strategies do: finetune, er, der...)"
+            )
+        agent_config(preset, resolution)
+    elif agent is not None:
         try:
             check_agent(agent, resolution)
         except AgentError as exc:
@@ -286,7 +310,7 @@ def _run(args: argparse.Namespace, setup: RunSetup) -> int:
         log.info("run: %s finished in %.1f s -> %s", name, results[-1]["wall_time_s"], args.out / name)
     print(f"\nfinal MSE per test task (mean per pixel), preset {args.preset}, seed {args.seed}")
     print(format_table(results))
-    code = _closed_loop(args, names, spec.scene.resolution, device, data) if args.rl else 0
+    code = _closed_loop(args, setup, data) if args.rl else 0
     if code == 0 and args.report is not None:
         code = write_report(args.out, args.report, args.data_dir)
     return code
@@ -306,24 +330,43 @@ def write_report(out: Path, report_dir: Path, data_dir: Path) -> int:
     return 0
 
 
-def _closed_loop(args: argparse.Namespace, names: list[str], resolution: int, device: Any, data: Any) -> int:
+def task0_agent(args: argparse.Namespace, setup: RunSetup) -> Path:
+    """``--agent task0``: the folder of the preset's agent trained through this run's shared Task-0
+    model (``benchmark.rl train --mapping``), trained now under ``<out>/rl`` if it is not cached."""
+    from benchmark.continual.runner import task0_path, task0_vae_file
+    from benchmark.rl.agent import AgentError, get_or_train_agent
+    from benchmark.rl.config import agent_config
+
+    name = task0_strategy(setup.strategies)
+    assert name is not None  # checked by check_rl_flags
+    mapping = task0_vae_file(task0_path(setup.run_config(name, args), args.out))
+    if not mapping.is_file():
+        raise AgentError(f"--agent task0: the Task-0 model {mapping} is missing (it is written when Task 0 trains)")
+    cfg = agent_config(args.preset, setup.spec.scene.resolution, mapping=mapping)
+    log.info("rl: the agent through the Task-0 model %s", mapping)
+    _, directory, _ = get_or_train_agent(cfg, args.out / "rl", setup.device, not args.no_progress)
+    return directory
+
+
+def _closed_loop(args: argparse.Namespace, setup: RunSetup, data: Any) -> int:
     """``--rl``: the evaluation matrix of the VAEs just trained (see :mod:`benchmark.rl.matrix`)."""
     from benchmark.rl.agent import AgentError
     from benchmark.rl.matrix import closed_loop, find_vaes, format_agreement, format_matrix
 
-    trained = {f"{name}/seed{args.seed}" for name in names}
+    trained = {f"{name}/seed{args.seed}" for name in setup.strategies}
     vaes = [p for p in find_vaes(args.out, args.preset) if "/".join(p.label.split("/")[:2]) in trained]
     try:
+        agent = task0_agent(args, setup) if is_task0_agent(args.agent) else args.agent
         matrix, out = closed_loop(
             args.out,
             args.preset,
             vaes,
-            resolution,
-            device,
+            setup.spec.scene.resolution,
+            setup.device,
             progress=not args.no_progress,
             precision=args.precision,
             data=data,
-            agent=args.agent,
+            agent=agent,
         )
     except AgentError as exc:
         return fail(str(exc), 2)

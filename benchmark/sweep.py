@@ -31,7 +31,7 @@ from benchmark.common.device import available_cores
 from benchmark.jobs.engine import ExecutorSpec, Outcome, counts, default_split, execute, failed
 from benchmark.jobs.plan import parse_seeds, plan_sweep
 from benchmark.run import build_parser as build_run_parser
-from benchmark.run import check_rl_flags, parse_strategies
+from benchmark.run import check_rl_flags, is_task0_agent, parse_strategies
 
 PROG = "python -m benchmark.sweep"
 
@@ -151,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         import_modules(run_args.imports)
         strategies = parse_strategies(args.strategy)
         seeds = parse_seeds(args.seeds)
-        check_rl_flags(args.rl, args.agent, run_args.preset, run_args.resolution or 64)
+        if is_task0_agent(args.agent):
+            raise ValueError(
+                "--agent task0 trains one agent per seed, and a sweep's matrix plays one agent: "
+                "run 'python -m benchmark.run --seed N --rl --agent task0' per seed"
+            )
+        check_rl_flags(args.rl, args.agent, run_args.preset, run_args.resolution or 64, strategies)
         check_writable_folder(run_args.out, "runs folder (--out)")
         if args.report is not None:
             check_writable_folder(args.report, "report folder (--report)")

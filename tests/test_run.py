@@ -19,7 +19,7 @@ from avalanche.training.plugins import EWCPlugin, SynapticIntelligencePlugin
 from benchmark.continual import checkpoint
 from benchmark.continual import runner as train_module
 from benchmark.mapping.vae import load_vae
-from benchmark.rl.config import agent_config
+from benchmark.rl.config import agent_config, file_digest
 from benchmark.run import main
 from strategies import available_strategies, get_strategy, register_strategy, unregister_strategy
 
@@ -269,12 +269,31 @@ def test_rl_through_a_given_agent(argv, tmp_path, agent_root, capsys):
     assert not (runs / "rl").exists() and not (runs / "rl_eval" / "smoke").exists()
 
 
+def test_rl_through_the_agent_trained_through_task0(argv, tmp_path, capsys):
+    """``--rl --agent task0``: after the VAEs, the preset's agent is trained through the run's own
+    shared Task-0 model (its key holds that file's digest) and plays the matrix in its own folder."""
+    assert main(["--strategy", "finetune", "--rl", "--agent", "task0", "--freeze-decoder", *argv]) == 0
+    assert "agent success rate" in capsys.readouterr().out
+    runs = tmp_path / "runs"
+    (exported,) = runs.glob("_shared/task0-*/model.pt")
+    (folder,) = (runs / "rl").iterdir()
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["mapping"] == str(exported) and cfg["mapping_digest"] == file_digest(exported)
+    assert folder.name == agent_config("smoke", mapping=exported).key() != agent_config("smoke").key()
+    matrix = json.loads((runs / "rl_eval" / folder.name / "matrix.json").read_text())
+    assert matrix["agent"] == folder.name and matrix["pipelines"] == ["oracle", "raw", "finetune/seed0"]
+    assert not (runs / "rl_eval" / "smoke").exists()
+
+
 def test_agent_flag_errors_come_before_any_work(argv, tmp_path, capsys):
     assert main(["--strategy", "finetune", "--agent", str(tmp_path), *argv]) == 2
     assert main(["--strategy", "finetune", "--rl", "--agent", str(tmp_path / "nothing"), *argv]) == 2
+    assert main(["--strategy", "finetune", "--agent", "task0", *argv]) == 2
+    assert main(["--strategy", "joint,single", "--rl", "--agent", "task0", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("error: ") for line in err), err
-    assert "needs --rl" in err[0] and "no trained agent in" in err[1]
+    assert len(err) == 4 and all(line.startswith("error: ") for line in err), err
+    assert "needs --rl" in err[0] and "no trained agent in" in err[1] and "needs --rl" in err[2]
+    assert "none of joint, single starts from it" in err[3]
     assert not (tmp_path / "runs").exists()
 
 

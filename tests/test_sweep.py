@@ -98,10 +98,12 @@ def test_usage_errors_are_one_line_before_any_job(base, tmp_path, capsys):
     (other / "config.json").write_text(json.dumps({"strategy": "finetune", "preset": "paper"}))
     assert main(["--agent", str(tmp_path), *base]) == 2
     assert main(["--rl", "--agent", str(tmp_path / "nothing"), *base]) == 2
+    assert main(["--rl", "--agent", "task0", *base]) == 2
     assert main(["--strategy", "finetune", *base]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 7 and all(line.startswith("error: ") for line in err), err
+    assert len(err) == 8 and all(line.startswith("error: ") for line in err), err
     assert "needs --rl" in err[4] and "no trained agent" in err[5] and "another configuration" in err[-1]
+    assert "one agent per seed" in err[6]
     assert not (out / "_sweep").exists()
 
 

@@ -104,13 +104,19 @@ def shared_task0(
     return state, row
 
 
+def task0_vae_file(path: Path) -> Path:
+    """The plain VAE file exported beside the shared Task-0 checkpoint ``path``: ``<path without .pt>/model.pt``."""
+    return path.with_suffix("") / "model.pt"
+
+
 def export_task0(cfg: RunConfig, path: Path, state: dict[str, Any]) -> Path:
-    """Write the shared Task-0 model at ``path`` as a plain VAE file, ``<path without .pt>/model.pt``, if missing.
+    """Write the shared Task-0 model at ``path`` as a plain VAE file (:func:`task0_vae_file`), if missing.
 
     That file is what a user hands to ``benchmark.rl train --mapping`` (an agent that also learns
-    from the first task's reconstructions of canonical frames) or to ``benchmark.rl evaluate --vae``.
+    from the first task's reconstructions of canonical frames) or to ``benchmark.rl evaluate --vae``,
+    and what ``benchmark.run --rl --agent task0`` trains its agent through.
     """
-    target = path.with_suffix("") / "model.pt"
+    target = task0_vae_file(path)
     if not target.is_file():
         model = ConvVAE(cfg.train.vae_config(cfg.data.scene.resolution))
         model.load_state_dict(state["model"])

@@ -207,6 +207,13 @@ EVAL_EPISODES: dict[str, int] = {"smoke": 4, "quick": 100, "paper": 100}
 """Episodes per cell of the evaluation matrix, per preset."""
 
 
+TASK0_AGENT = "task0"
+"""``--agent task0`` (``benchmark.run --rl``): instead of a folder, the preset's agent trained through the
+run's own shared Task-0 model (``train --mapping``), trained after the VAEs if it is not cached. With
+``--freeze-decoder`` the final models keep that model's decoder, so the agent sees the reconstructions
+it learnt from (README, "A frozen decoder, and the agent trained through Task 0")."""
+
+
 def agent_folder(path: str | os.PathLike[str]) -> Path:
     """The trained agent folder a user means by ``path``: the folder itself, or the one holding a ``model.zip``."""
     path = Path(path)
