@@ -41,6 +41,9 @@ from benchmark.mapping.fastpath import FastPath, resolve_fast_path
 from benchmark.presets import get_preset
 from strategies import available_strategies
 
+if typing.TYPE_CHECKING:
+    from benchmark.rl.config import AgentConfig
+
 log = logging.getLogger("ciim.run")
 
 
@@ -251,8 +254,7 @@ def task0_strategy(strategies: list[str]) -> str | None:
     """The first of ``strategies`` that starts from the shared Task-0 model (None if none does)."""
     from strategies import get_strategy
 
-    entries = [get_strategy(n) for n in strategies]
-    return next((e.name for e in entries if e.schedule == "continual" and e.shares_task0), None)
+    return next((n for n in strategies if get_strategy(n).starts_from_task0), None)
 
 
 def check_rl_flags(rl: bool, agent: Path | None, preset: str, resolution: int, strategies: list[str]) -> None:
@@ -330,11 +332,11 @@ def write_report(out: Path, report_dir: Path, data_dir: Path) -> int:
     return 0
 
 
-def task0_agent(args: argparse.Namespace, setup: RunSetup) -> Path:
-    """``--agent task0``: the folder of the preset's agent trained through this run's shared Task-0
-    model (``benchmark.rl train --mapping``), trained now under ``<out>/rl`` if it is not cached."""
+def task0_agent(args: argparse.Namespace, setup: RunSetup) -> AgentConfig:
+    """``--agent task0``: the config of the preset's agent trained through this run's shared Task-0
+    model (``benchmark.rl train --mapping``), which the closed loop trains or reuses under ``<out>/rl``."""
     from benchmark.continual.runner import task0_path, task0_vae_file
-    from benchmark.rl.agent import AgentError, get_or_train_agent
+    from benchmark.rl.agent import AgentError
     from benchmark.rl.config import agent_config
 
     name = task0_strategy(setup.strategies)
@@ -342,10 +344,8 @@ def task0_agent(args: argparse.Namespace, setup: RunSetup) -> Path:
     mapping = task0_vae_file(task0_path(setup.run_config(name, args), args.out))
     if not mapping.is_file():
         raise AgentError(f"--agent task0: the Task-0 model {mapping} is missing (it is written when Task 0 trains)")
-    cfg = agent_config(args.preset, setup.spec.scene.resolution, mapping=mapping)
     log.info("rl: the agent through the Task-0 model %s", mapping)
-    _, directory, _ = get_or_train_agent(cfg, args.out / "rl", setup.device, not args.no_progress)
-    return directory
+    return agent_config(args.preset, setup.spec.scene.resolution, mapping=mapping)
 
 
 def _closed_loop(args: argparse.Namespace, setup: RunSetup, data: Any) -> int:
@@ -356,7 +356,7 @@ def _closed_loop(args: argparse.Namespace, setup: RunSetup, data: Any) -> int:
     trained = {f"{name}/seed{args.seed}" for name in setup.strategies}
     vaes = [p for p in find_vaes(args.out, args.preset) if "/".join(p.label.split("/")[:2]) in trained]
     try:
-        agent = task0_agent(args, setup) if is_task0_agent(args.agent) else args.agent
+        task0 = is_task0_agent(args.agent)
         matrix, out = closed_loop(
             args.out,
             args.preset,
@@ -366,7 +366,8 @@ def _closed_loop(args: argparse.Namespace, setup: RunSetup, data: Any) -> int:
             progress=not args.no_progress,
             precision=args.precision,
             data=data,
-            agent=agent,
+            agent=None if task0 else args.agent,
+            train=task0_agent(args, setup) if task0 else None,
         )
     except AgentError as exc:
         return fail(str(exc), 2)

@@ -84,6 +84,11 @@ class StrategyEntry:
     changing the default of another strategy's flag (``--agem-sample-size``) leaves every other
     strategy's runs valid. A strategy registered without saying reads all of them: the safe side."""
 
+    @property
+    def starts_from_task0(self) -> bool:
+        """Whether its runs start from the shared Task-0 model (a ``continual`` strategy that shares it)."""
+        return self.schedule == "continual" and self.shares_task0
+
 
 _REGISTRY: dict[str, StrategyEntry] = {}
 

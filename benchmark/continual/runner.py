@@ -221,7 +221,7 @@ def run_strategy(
                 if not hasattr(plugin, "load_state_dict"):
                     for k in range(start_step):
                         plugin.catch_up(session.strategy, steps[k][0])
-        elif entry.schedule == "continual" and entry.shares_task0:
+        elif entry.starts_from_task0:
             state, row = shared_task0(cfg, device, data, out, progress)
             session.load_state(state, plugins=False)
             for plugin in session.plugins_with("catch_up"):

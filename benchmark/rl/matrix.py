@@ -231,18 +231,21 @@ def closed_loop(
     precision: str = "auto",
     data: StreamData | None = None,
     agent: Path | None = None,
+    train: AgentConfig | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    """The whole sim2real check of ``preset``: train or reuse its agent under ``runs/rl`` (or load the
-    trained agent folder ``agent``), then the matrix of ``oracle``, ``raw`` and ``vaes`` in every
-    domain, written to :func:`~benchmark.rl.config.matrix_folder`."""
+    """The whole sim2real check of ``preset``: train or reuse its agent under ``runs/rl`` (the agent
+    of config ``train`` instead when given, e.g. one through a Task-0 model), or load the trained
+    agent folder ``agent``; then the matrix of ``oracle``, ``raw`` and ``vaes`` in every domain,
+    written to :func:`~benchmark.rl.config.matrix_folder` (of that folder, or of ``train``'s)."""
     from benchmark.rl.agent import get_or_train_agent, load_agent
     from benchmark.rl.config import EVAL_EPISODES, agent_config, matrix_folder
 
     if agent is not None:
         model, cfg, _ = load_agent(agent, device)
     else:
-        cfg = agent_config(preset, resolution)
-        model, _, _ = get_or_train_agent(cfg, runs / "rl", device, progress)
+        cfg = train or agent_config(preset, resolution)
+        model, directory, _ = get_or_train_agent(cfg, runs / "rl", device, progress)
+        agent = directory if train is not None else None
     out = matrix_folder(runs, preset, agent)
     pipelines = [Pipeline(ORACLE), Pipeline(RAW), *vaes]
     tasks, _ = stream_of(vaes)
