@@ -20,7 +20,7 @@ from benchmark.rl.agent import AgentError, build_ppo, get_or_train_agent, load_a
 from benchmark.rl.config import AgentConfig, agent_config
 from benchmark.rl.episodes import SeededEpisodes
 from benchmark.rl.evaluate import run_episodes, wilson_interval
-from benchmark.rl.matrix import DOMAINS, Pipeline, evaluate_matrix, find_vaes
+from benchmark.rl.matrix import DOMAINS, Pipeline, evaluate_matrix, find_vaes, slug
 from benchmark.rl.pipelines import ORACLE, RAW, OracleObservation, VAEObservation
 from envs.reach_env import ReachEnv
 
@@ -185,6 +185,12 @@ def test_cli_evaluate_writes_json(tmp_path, agent_root, capsys):
     result = json.loads(target.read_text())
     assert result["episodes"] == 2 and result["domain"] == "heldout" and len(result["success_ci95"]) == 2
     assert "success" in capsys.readouterr().out
+    # The cell's episodes sit beside the agent's matrix, so a second agent on the same cell keeps its own.
+    cell = f"{slug(str(run))}__heldout"
+    assert (agent_root / "rl_eval" / "smoke" / "one" / cell / "matrix.json").is_file()
+    (agent,) = (agent_root / "rl").iterdir()
+    assert rl_main([*argv, "--agent", str(agent), "--episodes", "1", "--strips", "0", "--no-progress"]) == 0
+    assert (agent_root / "rl_eval" / agent.name / "one" / cell / "result.json").is_file()
 
 
 @pytest.mark.parametrize(

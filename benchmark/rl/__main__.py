@@ -201,7 +201,8 @@ def _evaluate(args: argparse.Namespace, device: torch.device) -> int:
     pipeline = Pipeline(str(args.vae), args.vae) if args.vae is not None else Pipeline(args.pipeline or RAW)
     model, cfg = _agent(args, device, [args.vae] if args.vae is not None else [])
     episodes = args.episodes or EVAL_EPISODES[cfg.preset if cfg.preset in EVAL_EPISODES else DEFAULT_PRESET]
-    out = args.runs / "rl_eval" / "one" / f"{slug(pipeline.label)}__{args.domain}"
+    # Beside the agent's matrix: two agents evaluated on the same cell must not share (and overwrite) a folder.
+    out = matrix_folder(args.runs, args.preset, args.agent) / "one" / f"{slug(pipeline.label)}__{args.domain}"
     result = _cells(args, device, model, cfg, [pipeline], out, (args.domain,), episodes)
     cell = result["cells"][0]
     payload = {**{k: result[k] for k in ("agent", "preset", "seed")}, "pipeline": pipeline.label, **cell}
