@@ -403,12 +403,16 @@ def test_cli_train_checks_the_mapping_before_training(tmp_path, capsys, extra, m
 def test_cli_trains_an_agent_through_a_mapping(tmp_path, capsys):
     vae = _vae_run(tmp_path / "vaes")
     runs = tmp_path / "runs"
-    assert rl_main(["train", "--preset", "smoke", "--runs", str(runs), "--mapping", str(vae), "--no-progress"]) == 0
+    argv = ["train", "--preset", "smoke", "--runs", str(runs), "--mapping", str(vae), "--dagger-rounds", "2"]
+    assert rl_main([*argv, "--mapping-fraction", "1", "--no-progress"]) == 0
     (directory,) = (runs / "rl").iterdir()
     config = AgentConfig.from_dict(json.loads((directory / "config.json").read_text()))
     assert (
         config.mapping == str(vae)
         and config.mapping_digest == hashlib.sha256((vae / "model.pt").read_bytes()).hexdigest()
     )
+    assert (config.dagger_rounds, config.mapping_fraction) == (2, 1.0) != (SMOKE.dagger_rounds, SMOKE.mapping_fraction)
+    imitation = json.loads((directory / "agent.json").read_text())["imitation"]
+    assert [entry["round"] for entry in imitation] == [0, 1, 2]  # behaviour cloning, then the two DAgger rounds
     assert directory.name == config.key() != SMOKE.key() and (directory / "model.zip").is_file()
     assert directory.name in capsys.readouterr().out

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--mapping-fraction", type=float, default=None, help="share of frames seen through --mapping (default: 0.5)"
     )
+    train.add_argument(
+        "--dagger-rounds", type=non_negative_int, default=None, help="override the preset's DAgger rounds (quick: 4)"
+    )
 
     evaluate = sub.add_parser("evaluate", help="success rate of the agent behind one pipeline in one domain")
     _common(evaluate)
@@ -182,6 +185,7 @@ def _train(args: argparse.Namespace, device: torch.device) -> int:
         n_envs=args.n_envs,
         mapping=args.mapping,
         mapping_fraction=args.mapping_fraction,
+        dagger_rounds=args.dagger_rounds,
     )
     _, directory, summary = get_or_train_agent(cfg, args.runs / "rl", device, not args.no_progress)
     success = format_success(
