@@ -160,6 +160,10 @@ def _check_resume(directory: Path, cfg: RunConfig) -> None:
         raise ResumeError(f"cannot resume {directory}: its config differs in {', '.join(diff)}")
 
 
+def _finished(directory: Path) -> bool:
+    return (directory / "results.json").is_file() and (directory / "model.pt").is_file()
+
+
 def _latest_checkpoint(directory: Path, steps: int) -> tuple[int, dict[str, Any]] | None:
     for step in reversed(range(steps)):
         path = directory / "checkpoints" / f"exp{step}.pt"
@@ -198,6 +202,11 @@ def run_strategy(
     resumed = _latest_checkpoint(directory, len(steps)) if resume else None
     if resume:
         _check_resume(directory, cfg)
+        if resumed is not None and resumed[0] == len(steps) - 1 and _finished(directory):
+            # Nothing left to train: keep the run's files as they are (a rewritten model.pt or
+            # results.json would change their dates and the wall time for no new result).
+            log.info("train: %s is finished; its results are kept", directory)
+            return json.loads((directory / "results.json").read_text())
     else:
         # A fresh run: nothing of an earlier run in this folder may be mixed into it.
         shutil.rmtree(directory / "checkpoints", ignore_errors=True)
