@@ -344,7 +344,6 @@ def task0_agent(args: argparse.Namespace, setup: RunSetup) -> AgentConfig:
     mapping = task0_vae_file(task0_path(setup.run_config(name, args), args.out))
     if not mapping.is_file():
         raise AgentError(f"--agent task0: the Task-0 model {mapping} is missing (it is written when Task 0 trains)")
-    log.info("rl: the agent through the Task-0 model %s", mapping)
     return agent_config(args.preset, setup.spec.scene.resolution, mapping=mapping)
 
 
@@ -356,7 +355,9 @@ def _closed_loop(args: argparse.Namespace, setup: RunSetup, data: Any) -> int:
     trained = {f"{name}/seed{args.seed}" for name in setup.strategies}
     vaes = [p for p in find_vaes(args.out, args.preset) if "/".join(p.label.split("/")[:2]) in trained]
     try:
-        task0 = is_task0_agent(args.agent)
+        train = task0_agent(args, setup) if is_task0_agent(args.agent) else None
+        if train is not None:
+            log.info("rl: the agent through the Task-0 model %s", train.mapping)
         matrix, out = closed_loop(
             args.out,
             args.preset,
@@ -366,8 +367,8 @@ def _closed_loop(args: argparse.Namespace, setup: RunSetup, data: Any) -> int:
             progress=not args.no_progress,
             precision=args.precision,
             data=data,
-            agent=None if task0 else args.agent,
-            train=task0_agent(args, setup) if task0 else None,
+            agent=None if train is not None else args.agent,
+            train=train,
         )
     except AgentError as exc:
         return fail(str(exc), 2)

@@ -2,6 +2,7 @@
 
     python -m benchmark.sweep --strategy all --seeds 0-4 --preset quick
     python -m benchmark.sweep --strategy er,der --seeds 0-2 --rl --report
+    python -m benchmark.sweep --strategy er,der --seeds 0-2 --freeze-decoder --rl --agent task0
     python -m benchmark.sweep --strategy all --seeds 0-4 --executor slurm --partition gpu --gpus-per-job 1
 
 Any other flag of ``python -m benchmark.run`` (data, training, ``--out``, ``--device``...) is
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=("local", "slurm"), default="local", help="(default: local)")
     parser.add_argument("--rl", action="store_true", help="then the closed-loop matrix over every VAE under --out")
     parser.add_argument("--agent", type=Path, default=None, metavar="DIR",
-                        help="with --rl: the trained agent folder of the matrix (default: the preset's)")  # fmt: skip
+                        help="with --rl: the trained agent folder of the matrix (default: the preset's), "
+                             "or 'task0': per seed, the agent trained through that seed's Task-0 model")  # fmt: skip
     parser.add_argument("--report", nargs="?", const=Path("reports/out"), type=Path, metavar="DIR",
                         help="at the end, the report of every run under --out (default DIR: reports/out)")  # fmt: skip
     local = parser.add_argument_group("local executor (default: one single-thread job per core)")
@@ -151,11 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         import_modules(run_args.imports)
         strategies = parse_strategies(args.strategy)
         seeds = parse_seeds(args.seeds)
-        if is_task0_agent(args.agent):
-            raise ValueError(
-                "--agent task0 trains one agent per seed, and a sweep's matrix plays one agent: "
-                "run 'python -m benchmark.run --seed N --rl --agent task0' per seed"
-            )
+        task0 = is_task0_agent(args.agent)
         check_rl_flags(args.rl, args.agent, run_args.preset, run_args.resolution or 64, strategies)
         check_writable_folder(run_args.out, "runs folder (--out)")
         if args.report is not None:
@@ -163,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = _executor_spec(args, run_args.out)
         if spec.kind == "slurm" and shutil.which("sbatch") is None:
             raise ValueError("--executor slurm needs SLURM's sbatch, which this machine does not have")
-        plan = plan_sweep(strategies, seeds, rest, _rl_argv(run_args, args.agent) if args.rl else None)
+        rl_argv = _rl_argv(run_args, args.agent) if args.rl and not task0 else None
+        plan = plan_sweep(strategies, seeds, rest, rl_argv, task0_agent=task0)
     except (KeyError, ValueError) as exc:
         return fail(str(exc).strip("'\""), 2)
     except OSError as exc:

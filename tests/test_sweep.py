@@ -98,12 +98,12 @@ def test_usage_errors_are_one_line_before_any_job(base, tmp_path, capsys):
     (other / "config.json").write_text(json.dumps({"strategy": "finetune", "preset": "paper"}))
     assert main(["--agent", str(tmp_path), *base]) == 2
     assert main(["--rl", "--agent", str(tmp_path / "nothing"), *base]) == 2
-    assert main(["--rl", "--agent", "task0", *base]) == 2
+    assert main(["--strategy", "single,joint", "--rl", "--agent", "task0", *base]) == 2
     assert main(["--strategy", "finetune", *base]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 8 and all(line.startswith("error: ") for line in err), err
     assert "needs --rl" in err[4] and "no trained agent" in err[5] and "another configuration" in err[-1]
-    assert "one agent per seed" in err[6]
+    assert "none of single, joint starts from it" in err[6]
     assert not (out / "_sweep").exists()
 
 
@@ -123,6 +123,40 @@ def test_the_matrix_of_a_given_agent_has_its_own_folder(tmp_path):
     assert _rl_out([*argv, "--out", str(tmp_path / "x")], out, "smoke") == tmp_path / "x"
     args, rest = build_parser().parse_known_args(["--rl", "--agent", str(agent), "--preset", "smoke"])
     assert args.agent == agent and "--agent" not in rest  # the sweep's flag, not passed on to the run jobs
+
+
+def test_task0_agent_plans_one_closed_loop_per_seed(base):
+    """``--rl --agent task0``: each seed's closed loop (its own agent) waits for that seed's runs only."""
+    plan = plan_sweep(["finetune", "single"], [0, 1], base, task0_agent=True)
+    names = [j.name for j in plan.jobs]
+    assert names == ["data", "task0/seed0", "finetune/seed0", "single/seed0", "loop/seed0",
+                     "task0/seed1", "finetune/seed1", "single/seed1", "loop/seed1"]  # fmt: skip
+    loop = plan.jobs[names.index("loop/seed1")]
+    assert loop.kind == "loop" and loop.needs == ("finetune/seed1", "single/seed1")
+    argv = list(loop.argv)
+    assert argv[argv.index("--strategy") + 1] == "finetune,single" and argv[argv.index("--seed") + 1] == "1"
+    assert argv[-3:] == ["--rl", "--agent", "task0"] and "--resume" in argv
+
+
+def test_task0_agent_sweep_end_to_end(base, tmp_path, capsys):
+    """The seed's agent is trained through that seed's Task-0 model and plays its runs' matrix; a
+    rerun finds the runs and the matrix finished and does nothing."""
+    from benchmark.rl.config import agent_config, file_digest
+
+    out = tmp_path / "runs"
+    argv = ["--strategy", "finetune", "--seeds", "0", "--rl", "--agent", "task0", *base]
+    assert main(argv) == 0
+    (exported,) = out.glob("_shared/task0-*/model.pt")
+    (agent,) = (out / "rl").iterdir()
+    assert agent.name == agent_config("smoke", mapping=exported).key()
+    assert json.loads((agent / "config.json").read_text())["mapping_digest"] == file_digest(exported)
+    matrix = out / "rl_eval" / agent.name / "matrix.json"
+    assert json.loads(matrix.read_text())["pipelines"] == ["oracle", "raw", "finetune/seed0"]
+    stamps = {p: p.stat().st_mtime_ns for p in (matrix, out / "finetune" / "seed0" / "results.json")}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "0 runs to do, 1 finished already" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
 def test_slurm_submission_with_dependencies(base, tmp_path):

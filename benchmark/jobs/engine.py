@@ -26,15 +26,16 @@ import submitit
 
 from benchmark.common.device import available_cores
 from benchmark.jobs import work
-from benchmark.jobs.plan import DATA, RL, RUN, TASK0, Job, Plan
+from benchmark.jobs.plan import DATA, LOOP, RL, RUN, TASK0, Job, Plan
 
 FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {
     DATA: work.prepare_data,
     TASK0: work.train_task0,
     RUN: work.train_run,
     RL: work.closed_loop,
+    LOOP: work.train_run,
 }
-EXCLUSIVE = (DATA, RL)
+EXCLUSIVE = (DATA, RL, LOOP)
 """Job kinds that use every core of the machine themselves (rendering pools, vectorized envs)."""
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60
 """submitit's local executor kills a job after ``timeout_min`` (2 minutes unless told)."""

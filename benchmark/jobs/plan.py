@@ -5,12 +5,18 @@ A sweep of strategies x seeds is a small graph of jobs (see :mod:`benchmark.jobs
     data ──> single/seedN, joint/seedN
       └───> task0/seedN ──> finetune/seedN, er/seedN, der/seedN   (the continual strategies)
     every run ──> rl (with --rl)
+    the runs of seed N ──> loop/seedN (with --rl --agent task0)
 
 The Task-0 job trains the model that the continual strategies of its seed start from, so two
 jobs never train the same cached model at once. A run whose ``results.json`` exists with the
 same configuration (device and arithmetic aside: the same experiment run elsewhere) is
 finished and gets no job; a run folder with another configuration is refused before anything
 starts, since resuming it would mix two experiments.
+
+With ``--agent task0`` each seed has its own agent (trained through that seed's Task-0 model), so
+instead of one ``rl`` job over every VAE each seed gets a ``loop`` job: ``benchmark.run --resume
+--rl --agent task0`` on that seed's strategies, whose runs are finished by then and kept as they
+are, so it only trains (or reuses) the seed's agent and plays its matrix.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from benchmark.rl.config import matrix_folder
 from benchmark.run import build_parser, resolve_setup
 from strategies.registry import get_strategy
 
-DATA, TASK0, RUN, RL = "data", "task0", "run", "rl"
+DATA, TASK0, RUN, RL, LOOP = "data", "task0", "run", "rl", "loop"
 """Job kinds, named after what they make."""
 
 
@@ -93,14 +99,19 @@ def _is_finished(directory: Path, cfg: object) -> bool:
 
 
 def plan_sweep(
-    strategies: Sequence[str], seeds: Sequence[int], base_argv: Sequence[str], rl_argv: Sequence[str] | None = None
+    strategies: Sequence[str],
+    seeds: Sequence[int],
+    base_argv: Sequence[str],
+    rl_argv: Sequence[str] | None = None,
+    task0_agent: bool = False,
 ) -> Plan:
     """The jobs of ``strategies`` x ``seeds``, each ``benchmark.run BASE_ARGV --strategy S --seed N``.
 
     ``base_argv`` holds every other flag of ``benchmark.run`` (data, training, ``--out``...);
     it is parsed and checked here, so a mistake is one line before any job starts. With
-    ``rl_argv`` (a ``benchmark.rl`` command line) a closed-loop job follows the runs; it is left
-    out when every run was finished already and its matrix exists.
+    ``rl_argv`` (a ``benchmark.rl`` command line) a closed-loop job follows the runs; with
+    ``task0_agent`` a ``loop`` job per seed follows that seed's runs (see the module's docstring).
+    Either is left out when the runs it follows were finished already and its matrix exists.
     """
     parser = build_parser()
     jobs: list[Job] = []
@@ -126,6 +137,11 @@ def plan_sweep(
             argv = _run_argv(base_argv, task0_needed_by[0], seed)
             jobs.append(Job(f"{TASK0}/seed{seed}", TASK0, argv, (DATA,)))
         jobs += seed_jobs
+        if task0_agent:
+            runs = tuple(j.name for j in seed_jobs)
+            matrix = _loop_matrix(strategies, seed, base_argv)
+            if runs or matrix is None or not matrix.is_file():
+                jobs.append(Job(f"{LOOP}/seed{seed}", LOOP, _loop_argv(base_argv, strategies, seed), runs))
     if args is None:
         raise PlanError("a sweep needs at least one strategy and one seed")
     if jobs:
@@ -137,6 +153,24 @@ def plan_sweep(
         if runs or not matrix.is_file():
             jobs.append(Job(RL, RL, tuple(rl_argv), runs))
     return Plan(tuple(jobs), tuple(finished), args.out, args.preset)
+
+
+def _loop_argv(base: Sequence[str], strategies: Sequence[str], seed: int) -> tuple[str, ...]:
+    return (*_run_argv(base, ",".join(strategies), seed), "--rl", "--agent", "task0")
+
+
+def _loop_matrix(strategies: Sequence[str], seed: int, base_argv: Sequence[str]) -> Path | None:
+    """Where the ``loop`` job of ``seed`` writes its matrix: beside the agent trained through that
+    seed's Task-0 model, so known once that model is (None before)."""
+    from benchmark.rl.agent import AgentError
+    from benchmark.run import task0_agent
+
+    args = build_parser().parse_args(list(_loop_argv(base_argv, strategies, seed)))
+    try:
+        key = task0_agent(args, resolve_setup(args)).key()
+    except AgentError:  # the Task-0 model is not trained yet
+        return None
+    return matrix_folder(args.out, args.preset, Path(key)) / "matrix.json"
 
 
 def _rl_out(rl_argv: Sequence[str], out: Path, preset: str) -> Path:

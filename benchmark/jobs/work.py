@@ -10,6 +10,9 @@ trains exactly what that command would, with the same checks, files and exit cod
   continues from its last finished experience;
 - :func:`closed_loop`: ``benchmark.rl matrix`` over the sweep's VAEs.
 
+A ``loop`` job (``--agent task0``, one per seed) is :func:`train_run` too: ``benchmark.run
+--resume --rl --agent task0`` on that seed's finished runs.
+
 ``cores`` pins a local job to its share of the machine (the thread count follows, see
 :func:`benchmark.common.device.configure_threads`); on a cluster the scheduler does that.
 """
