@@ -68,6 +68,7 @@ def test_agent_is_cached_by_config(agent_root, caplog):
     directory = agent_root / "rl" / SMOKE.key()
     summary = json.loads((directory / "agent.json").read_text())
     assert summary["canonical_episodes"] == SMOKE.final_episodes and 0 <= summary["canonical_success_rate"] <= 1
+    assert "mapping_success_rate" not in summary  # no mapping, nothing played through one
     assert (directory / "tb").is_dir() and (directory / "eval" / "evaluations.npz").is_file()
     before = (directory / "model.zip").stat().st_mtime_ns
     caplog.set_level("INFO", logger="ciim")
@@ -412,7 +413,11 @@ def test_cli_trains_an_agent_through_a_mapping(tmp_path, capsys):
         and config.mapping_digest == hashlib.sha256((vae / "model.pt").read_bytes()).hexdigest()
     )
     assert (config.dagger_rounds, config.mapping_fraction) == (2, 1.0) != (SMOKE.dagger_rounds, SMOKE.mapping_fraction)
-    imitation = json.loads((directory / "agent.json").read_text())["imitation"]
-    assert [entry["round"] for entry in imitation] == [0, 1, 2]  # behaviour cloning, then the two DAgger rounds
+    summary = json.loads((directory / "agent.json").read_text())
+    assert [entry["round"] for entry in summary["imitation"]] == [0, 1, 2]  # behaviour cloning, then two DAgger rounds
+    # Its final check also plays the same episodes through the mapping it learnt on, and says so.
+    assert 0 <= summary["mapping_success_rate"] <= 1 and len(summary["mapping_success_ci95"]) == 2
+    assert summary["mapping_mean_final_distance"] > 0
     assert directory.name == config.key() != SMOKE.key() and (directory / "model.zip").is_file()
-    assert directory.name in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert directory.name in out and "through its mapping" in out

@@ -194,6 +194,11 @@ def _train(args: argparse.Namespace, device: torch.device) -> int:
     parts = [f"{len(summary['imitation'])} imitation rounds"] if summary.get("imitation") else []
     parts += [f"{summary['timesteps']} PPO steps"] if summary["timesteps"] else []
     trained = f"trained ({' + '.join(parts)}) in {summary['train_time_s']:.0f} s"
+    if "mapping_success_rate" in summary:  # an agent trained through a Task-0 model, and acting on it
+        through = format_success(
+            summary["mapping_success_rate"], summary["mapping_success_ci95"], summary["canonical_episodes"]
+        )
+        success += f"; through its mapping {through}"
     print(f"agent {directory}: canonical {success}; {trained}")
     return 0
 

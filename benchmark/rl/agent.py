@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
@@ -41,6 +41,9 @@ from benchmark.rl.imitation import ImitationTrainer
 from benchmark.rl.policy import CoordCNN
 from benchmark.rl.pretrain import pretrain_encoder
 from envs.reach_env import ReachConfig, ReachEnv
+
+if TYPE_CHECKING:
+    from benchmark.rl.evaluate import EvalResult
 
 log = logging.getLogger("ciim.rl")
 MODEL, CONFIG, SUMMARY = "model.zip", "config.json", "agent.json"
@@ -200,8 +203,6 @@ def load_mapping(cfg: AgentConfig, device: str | torch.device = "cpu") -> ConvVA
 
 def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, progress: bool = True) -> dict[str, Any]:
     """Train an agent of ``cfg`` into ``directory`` (model, config, summary); returns the summary."""
-    from benchmark.rl.evaluate import run_episodes  # evaluation imports this module
-
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     venv = make_vec_env("canonical", cfg.env, cfg.n_envs, cfg.seed, monitor=True)
@@ -221,11 +222,10 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
     finally:
         venv.close()
         eval_env.close()
-    final = make_vec_env("canonical", cfg.env, min(cfg.n_envs, available_cores()), FINAL_EVAL_SEED)
-    try:
-        result = run_episodes(model, final, cfg.final_episodes)
-    finally:
-        final.close()
+    result = _final_check(model, cfg)
+    # An agent that learnt through a Task-0 model is meant to act on its reconstructions: its
+    # success through that model (same episodes) is the figure that says whether it is usable.
+    through = _final_check(model, cfg, load_mapping(cfg, model.device)) if cfg.mapping else None
     summary = {
         "key": cfg.key(),
         "method": cfg.method,
@@ -240,9 +240,28 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
         "device": str(device),
         "torch": torch.__version__,
     }
+    if through is not None:
+        summary["mapping_success_rate"] = through.success_rate
+        summary["mapping_success_ci95"] = list(through.success_ci)
+        summary["mapping_mean_final_distance"] = through.mean_final_distance
     write_json(directory / CONFIG, cfg.to_dict())
     write_json(directory / SUMMARY, summary)
     return summary
+
+
+def _final_check(model: PPO, cfg: AgentConfig, mapping: ConvVAE | None = None) -> EvalResult:
+    """The ``cfg.final_episodes`` canonical episodes of ``agent.json`` (seeds from
+    :data:`FINAL_EVAL_SEED`), on the renders or, with ``mapping``, on its reconstructions."""
+    from benchmark.rl.evaluate import run_episodes  # evaluation imports this module
+    from benchmark.rl.pipelines import VAEObservation
+
+    venv: VecEnv = make_vec_env("canonical", cfg.env, min(cfg.n_envs, available_cores()), FINAL_EVAL_SEED)
+    if mapping is not None:
+        venv = VAEObservation(venv, mapping, model.device)
+    try:
+        return run_episodes(model, venv, cfg.final_episodes)
+    finally:
+        venv.close()
 
 
 def _learn_ppo(model: PPO, cfg: AgentConfig, eval_env: VecEnv, directory: Path, progress: bool) -> None:
@@ -322,9 +341,10 @@ def get_or_train_agent(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        through = f" ({100 * summary['mapping_success_rate']:.0f}% through its mapping)" if cfg.mapping else ""
         log.info(
-            "rl: trained in %.0f s; canonical success %.0f%% over %d episodes",
-            summary["train_time_s"], 100 * summary["canonical_success_rate"], summary["canonical_episodes"],
+            "rl: trained in %.0f s; canonical success %.0f%%%s over %d episodes",
+            summary["train_time_s"], 100 * summary["canonical_success_rate"], through, summary["canonical_episodes"],
         )  # fmt: skip
     else:
         log.info("rl: reusing the agent in %s", directory)
