@@ -160,8 +160,11 @@ def _check_resume(directory: Path, cfg: RunConfig) -> None:
         raise ResumeError(f"cannot resume {directory}: its config differs in {', '.join(diff)}")
 
 
-def _finished(directory: Path) -> bool:
-    return (directory / "results.json").is_file() and (directory / "model.pt").is_file()
+def _finished(directory: Path, steps: int) -> bool:
+    """Whether the run in ``directory`` saved its last step's checkpoint, its model and its results
+    (a run extended onto a longer stream has no checkpoint of its new last step yet)."""
+    last = directory / "checkpoints" / f"exp{steps - 1}.pt"
+    return all(p.is_file() for p in (last, directory / "results.json", directory / "model.pt"))
 
 
 def _latest_checkpoint(directory: Path, steps: int) -> tuple[int, dict[str, Any]] | None:
@@ -199,15 +202,15 @@ def run_strategy(
     if resume and not (directory / "config.json").is_file():
         log.info("train: nothing to resume in %s; starting it", directory)
         resume = False
-    resumed = _latest_checkpoint(directory, len(steps)) if resume else None
     if resume:
         _check_resume(directory, cfg)
-        if resumed is not None and resumed[0] == len(steps) - 1 and _finished(directory):
+        if _finished(directory, len(steps)):
             # Nothing left to train: keep the run's files as they are (a rewritten model.pt or
             # results.json would change their dates and the wall time for no new result).
             log.info("train: %s is finished; its results are kept", directory)
             return json.loads((directory / "results.json").read_text())
-    else:
+    resumed = _latest_checkpoint(directory, len(steps)) if resume else None
+    if not resume:
         # A fresh run: nothing of an earlier run in this folder may be mixed into it.
         shutil.rmtree(directory / "checkpoints", ignore_errors=True)
         shutil.rmtree(directory / "logs", ignore_errors=True)
