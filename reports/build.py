@@ -24,9 +24,11 @@ from reports.document import Document
 from reports.metrics import DEFINITIONS
 from reports.samples import reconstruction_samples
 from reports.tables import (
+    SEEDED,
     cl_metrics_table,
     display,
     final_mse_table,
+    pool_mapped_agents,
     pooled_success_table,
     strategy_key,
     to_markdown,
@@ -155,11 +157,39 @@ def _task_section(doc: Document, runs: list[RunResult], out: Path) -> list[Path]
     return written
 
 
-def _main_matrix(matrices: list[RLMatrix], preset: str) -> RLMatrix | None:
+def _main_matrix(matrices: list[RLMatrix], preset: str, mapped: list[RLMatrix]) -> RLMatrix | None:
     """The matrix the summary figure and the paper claims use: the preset agent's
-    (``rl_eval/<preset>``) when there is one, else the last by path."""
+    (``rl_eval/<preset>``) when there is one, else the first pooled per-seed family (``mapped``),
+    else the last by path."""
     own = [m for m in matrices if m.path.name == preset]
-    return (own or matrices)[-1] if matrices else None
+    return own[-1] if own else mapped[0] if mapped else matrices[-1] if matrices else None
+
+
+def _pooled_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
+    """``success_pooled.csv`` of ``matrix``, and its table when some kind has more than one seed."""
+    pooled = pooled_success_table(matrix)
+    written = [out / "success_pooled.csv"]
+    with atomic_path(written[-1]) as tmp:
+        pooled.to_csv(tmp, index=False)
+    if (pooled["seeds"] > 1).any():
+        cells = pooled.assign(cell=[f"{100 * r:.0f}% [{100 * lo:.0f}-{100 * hi:.0f}] ({ps})" for r, lo, hi, ps in
+                                    zip(pooled["success"], pooled["ci low"], pooled["ci high"], pooled["per seed"],
+                                        strict=True)])  # fmt: skip
+        pooled_wide = cells.pivot(index="pipeline", columns="domain", values="cell")
+        kinds = list(dict.fromkeys(pooled["pipeline"]))
+        doc.table(pooled_wide.reindex(index=kinds, columns=list(matrix.domains)).reset_index(),
+                  "Success pooled over seeds [95% Wilson interval of the pooled episodes] (per seed).")  # fmt: skip
+    return written
+
+
+def _mapped_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
+    """The per-seed agents trained through their seed's Task-0 model (``--agent task0``), pooled."""
+    doc.heading("Closed loop pooled over seeds: each seed's agent trained through that seed's Task-0 model", 3)
+    seeds = sorted({int(m.group(2)) for p in matrix.pipelines if (m := SEEDED.match(p))})
+    doc.text(f"Agents of family `{matrix.agent_family}` (one configuration, each trained through its own seed's "
+             f"Task-0 model), seeds {', '.join(map(str, seeds))}, {matrix.episodes} episodes per cell; `oracle` "
+             "and `raw` are each seed's own agent on the renders and on the domain's image.")  # fmt: skip
+    return _pooled_section(doc, matrix, out)
 
 
 def _rl_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
@@ -184,18 +214,7 @@ def _rl_section(doc: Document, matrix: RLMatrix, out: Path) -> list[Path]:
     wide = frame.pivot(index="pipeline", columns="domain", values="success").reindex(
         index=list(matrix.pipelines), columns=list(matrix.domains)).reset_index()  # fmt: skip
     doc.table(wide, "Success rate [95% interval] per pipeline (rows) and domain (columns).")
-    pooled = pooled_success_table(matrix)
-    written += [out / "success_pooled.csv"]
-    with atomic_path(written[-1]) as tmp:
-        pooled.to_csv(tmp, index=False)
-    if (pooled["seeds"] > 1).any():
-        cells = pooled.assign(cell=[f"{100 * r:.0f}% [{100 * lo:.0f}-{100 * hi:.0f}] ({ps})" for r, lo, hi, ps in
-                                    zip(pooled["success"], pooled["ci low"], pooled["ci high"], pooled["per seed"],
-                                        strict=True)])  # fmt: skip
-        pooled_wide = cells.pivot(index="pipeline", columns="domain", values="cell")
-        kinds = list(dict.fromkeys(pooled["pipeline"]))
-        doc.table(pooled_wide.reindex(index=kinds, columns=list(matrix.domains)).reset_index(),
-                  "Success pooled over seeds [95% Wilson interval of the pooled episodes] (per seed).")  # fmt: skip
+    written += _pooled_section(doc, matrix, out)
     if matrix.agreement:
         agree = pd.DataFrame(list(matrix.agreement))
         written += [out / "agreement.csv"]
@@ -258,7 +277,8 @@ def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "dat
                  f"{', '.join(map(str, seeds)) or '-'}; {len(matrices)} closed-loop evaluation(s).")  # fmt: skip
         if runs_p:
             written += _vae_section(doc, runs_p, folder, Path(data_root), grid)
-        main_matrix = _main_matrix(matrices, preset)
+        mapped = pool_mapped_agents(matrices)
+        main_matrix = _main_matrix(matrices, preset, mapped)
         used: set[Path] = {folder}
         for k, matrix in enumerate(matrices):  # another agent's matrix (``--agent``) gets its own tables and figures
             sub = folder if matrix is main_matrix else folder / matrix.path.name
@@ -266,6 +286,8 @@ def build_report(runs: str | Path, out: str | Path, data_root: str | Path = "dat
                 sub = folder / f"{matrix.path.name}-{k}"
             used.add(sub)
             written += _rl_section(doc, matrix, sub)
+        for matrix in mapped:
+            written += _mapped_section(doc, matrix, folder / matrix.path.name)
         if runs_p:
             pooled = pooled_success_table(main_matrix) if main_matrix else None
             spread = figures.strategy_intervals(final_mse_table(runs_p), pooled, folder / "figures",

@@ -71,6 +71,11 @@ class RLMatrix:
     cells: tuple[dict[str, Any], ...]
     agreement: tuple[dict[str, Any], ...] = ()
     """Agent agreement rows (:mod:`benchmark.rl.agreement`): pipeline, test task, action error, wrong sign."""
+    agent_mapping: str = ""
+    """The VAE the agent was trained through (``rl train --mapping``; "": none, or a matrix written before)."""
+    agent_family: str = ""
+    """The agent's key without its mapping (:meth:`benchmark.rl.config.AgentConfig.family`): the same for
+    the per-seed agents of ``sweep --agent task0``."""
 
 
 @dataclass
@@ -153,6 +158,8 @@ def parse_matrix(path: Path, data: Any) -> RLMatrix:
         pipelines=tuple(data.get("pipelines") or dict.fromkeys(c["pipeline"] for c in cells)),
         cells=tuple(cells),
         agreement=tuple(r for r in data.get("agreement") or [] if isinstance(r, dict) and "pipeline" in r),
+        agent_mapping=str(data.get("agent_mapping") or ""),
+        agent_family=str(data.get("agent_family") or ""),
     )
 
 

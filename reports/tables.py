@@ -131,6 +131,45 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+SEEDED = re.compile(r"^(.+?)/seed(\d+)(/.*)?$")
+"""A pipeline label with its seed: ``der/seed1``, ``single/seed0/task0``."""
+
+
+def pool_mapped_agents(matrices: list[RLMatrix]) -> list[RLMatrix]:
+    """One matrix per family of agents trained through a mapping, with every seed's cells in it.
+
+    ``sweep --agent task0`` trains one agent per seed, through that seed's Task-0 model, so each
+    seed has its own ``matrix.json``. Matrices of one :attr:`~reports.collect.RLMatrix.agent_family`
+    (same configuration but the mapping), episode count and domains are merged here; ``oracle``
+    and ``raw``, which carry no seed, are labelled with their matrix's seed (``oracle/seed1``) so
+    :func:`pooled_success_table` pools them over the seeds' agents too. A matrix whose VAEs are not
+    of exactly one seed is left out, and so is a family with fewer than two seeds or with one seed
+    twice (two Task-0 models of a seed under one runs folder: which to pool is not ours to choose).
+    """
+    groups: dict[tuple[str, int, tuple[str, ...]], list[tuple[int, RLMatrix]]] = {}
+    for matrix in matrices:
+        seeds = {int(m.group(2)) for p in matrix.pipelines if (m := SEEDED.match(p))}
+        if matrix.agent_mapping and matrix.agent_family and len(seeds) == 1:
+            groups.setdefault((matrix.agent_family, matrix.episodes, matrix.domains), []).append((seeds.pop(), matrix))
+    pooled = []
+    for (family, episodes, domains), members in groups.items():
+        seen = [seed for seed, _ in members]
+        if len(seen) < 2 or len(set(seen)) < len(seen):
+            continue
+        cells, pipelines = [], []
+        for seed, matrix in sorted(members, key=lambda m: m[0]):
+            for cell in matrix.cells:
+                label = cell["pipeline"] if SEEDED.match(cell["pipeline"]) else f"{cell['pipeline']}/seed{seed}"
+                cells.append({**cell, "pipeline": label})
+            pipelines += [p if SEEDED.match(p) else f"{p}/seed{seed}" for p in matrix.pipelines]
+        first = members[0][1]
+        pooled.append(RLMatrix(path=first.path.parent / f"{family}-pooled", preset=first.preset,
+                               agent=f"{family} through each seed's mapping", episodes=episodes, domains=domains,
+                               pipelines=tuple(pipelines), cells=tuple(cells), agent_family=family,
+                               agent_mapping="per seed"))  # fmt: skip
+    return pooled
+
+
 def pooled_success_table(matrix: RLMatrix) -> pd.DataFrame:
     """Closed-loop success per VAE kind and domain, pooled over seeds with its Wilson interval, and per seed.
 
@@ -139,7 +178,7 @@ def pooled_success_table(matrix: RLMatrix) -> pd.DataFrame:
     """
     rows: dict[tuple[str, str], dict] = {}
     for cell in matrix.cells:
-        match = re.match(r"^(.+?)/seed(\d+)(/.*)?$", cell["pipeline"])
+        match = SEEDED.match(cell["pipeline"])
         kind, seed = (match.group(1) + (match.group(3) or ""), int(match.group(2))) if match else (cell["pipeline"], -1)
         row = rows.setdefault((kind, cell["domain"]), {"successes": 0, "episodes": 0, "per seed": {}})
         successes = round(cell["success_rate"] * cell["episodes"])

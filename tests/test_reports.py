@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,12 +10,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from benchmark.rl.config import AgentConfig
 from reports.__main__ import main
 from reports.build import build_report
 from reports.claims import FAILS, HOLDS, UNCLEAR, UNKNOWN, check_claims
 from reports.collect import collect
 from reports.metrics import avg_final_mse, backward_transfer, cl_metrics, forgetting, zero_shot_error
-from reports.tables import cl_metrics_table, final_mse_table
+from reports.tables import cl_metrics_table, final_mse_table, pool_mapped_agents, pooled_success_table
 
 TASKS = ["canonical", "randomized", "noisy"]
 
@@ -40,7 +42,7 @@ def write_run(root, strategy, r, seed=0, preset="quick", schedule="continual", w
 
 
 def write_matrix(root, preset="quick", pipelines=("oracle", "raw", "single/seed0/task0", "er/seed0", "der/seed0"),
-                 agent="quick-r64-s0-abc", folder=None, shift=0):  # fmt: skip
+                 agent="quick-r64-s0-abc", folder=None, shift=0, **extra):  # fmt: skip
     domains = ["canonical", "randomized", "noisy", "heldout"]
     out = root / "rl_eval" / (folder or preset)
     (out / "strips").mkdir(parents=True)
@@ -56,7 +58,7 @@ def write_matrix(root, preset="quick", pipelines=("oracle", "raw", "single/seed0
     agreement = [{"pipeline": p, "task": t, "domain": d, "images": 9, "action_error": 0.1 * t, "wrong_sign": 0.05 * t}
                  for p in pipelines if p != "oracle" for t, d in enumerate(TASKS)]  # fmt: skip
     matrix = {"agent": agent, "preset": preset, "episodes": 10, "seed": 0, "domains": domains,
-              "pipelines": list(pipelines), "cells": cells, "agreement": agreement}  # fmt: skip
+              "pipelines": list(pipelines), "cells": cells, "agreement": agreement, **extra}  # fmt: skip
     (out / "matrix.json").write_text(json.dumps(matrix))
     return matrix
 
@@ -200,6 +202,42 @@ def test_two_agents_matrices_are_reported_apart(tmp_path):
     assert "Agent `quick-r64-s0-abc`" in markdown and "Agent `quick-r64-s0-mine`" in markdown
     links = [line.split("](")[1].rstrip(")") for line in markdown.splitlines() if line.startswith("![")]
     assert len(links) == len(set(links)) and all((tmp_path / "out" / link).is_file() for link in links)
+
+
+def test_per_seed_agents_through_their_task0_model_are_pooled(tmp_path):
+    """``sweep --agent task0`` leaves one matrix per seed, each of that seed's own agent: the report
+    pools them (oracle and raw per seed's agent too) with Wilson intervals, uses the pool for the
+    summary when there is no preset agent, and leaves out another family and a matrix without a mapping."""
+    for seed in (0, 1):
+        write_run(tmp_path, "er", np.asarray(R), seed=seed)
+        write_matrix(tmp_path, pipelines=("oracle", "raw", f"er/seed{seed}"), agent=f"quick-r64-s0-m{seed}",
+                     folder=f"quick-r64-s0-m{seed}", shift=seed, agent_mapping=f"_shared/task0-{seed}/model.pt",
+                     agent_family="quick-r64-s0-fam")  # fmt: skip
+    write_matrix(tmp_path, pipelines=("oracle", "er/seed1"), agent="quick-r64-s0-o", folder="quick-r64-s0-o",
+                 agent_mapping="x/model.pt", agent_family="quick-r64-s0-other")  # fmt: skip
+    matrices = collect(tmp_path).rl
+    (pooled,) = pool_mapped_agents(matrices)
+    assert pooled.agent_family == "quick-r64-s0-fam" and len(pooled.cells) == 2 * 3 * 4
+    table = pooled_success_table(pooled).set_index(["pipeline", "domain"])
+    # write_matrix: rate 0.1 * ((i + j + shift) % 10) over 10 episodes; er is pipeline 2, canonical domain 0
+    assert table.loc[("er", "canonical"), "successes"] == 2 + 3 and table.loc[("er", "canonical"), "seeds"] == 2
+    assert table.loc[("oracle", "noisy"), "per seed"] == "s0 20%, s1 30%"
+    report = build_report(tmp_path, tmp_path / "out", grid=False)
+    csv = pd.read_csv(tmp_path / "out" / "quick" / "quick-r64-s0-fam-pooled" / "success_pooled.csv")
+    assert set(csv["pipeline"]) == {"oracle", "raw", "er"} and (csv["seeds"] == 2).all()
+    assert "family `quick-r64-s0-fam`" in report.markdown.read_text()
+    # the same seed twice in one family is ambiguous: not pooled
+    write_matrix(tmp_path, pipelines=("oracle", "er/seed1"), agent="quick-r64-s0-m9", folder="quick-r64-s0-m9",
+                 agent_mapping="y/model.pt", agent_family="quick-r64-s0-fam")  # fmt: skip
+    assert pool_mapped_agents(collect(tmp_path).rl) == []
+
+
+def test_an_agent_family_ignores_only_the_mapping():
+    base = AgentConfig(preset="quick", method="dagger")
+    one = dataclasses.replace(base, mapping="a/model.pt", mapping_digest="a" * 64)
+    two = dataclasses.replace(base, mapping="b/model.pt", mapping_digest="b" * 64)
+    assert one.key() != two.key() and one.family() == two.family() == base.key()
+    assert dataclasses.replace(one, mapping_fraction=1.0).family() != one.family()
 
 
 def _finals(values, seeds=5, noise=0.01):

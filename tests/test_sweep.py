@@ -151,7 +151,11 @@ def test_task0_agent_sweep_end_to_end(base, tmp_path, capsys):
     assert agent.name == agent_config("smoke", mapping=exported).key()
     assert json.loads((agent / "config.json").read_text())["mapping_digest"] == file_digest(exported)
     matrix = out / "rl_eval" / agent.name / "matrix.json"
-    assert json.loads(matrix.read_text())["pipelines"] == ["oracle", "raw", "finetune/seed0"]
+    written = json.loads(matrix.read_text())
+    assert written["pipelines"] == ["oracle", "raw", "finetune/seed0"]
+    # what the report needs to pool the seeds' agents (reports.tables.pool_mapped_agents)
+    assert written["agent_mapping"] == str(exported)
+    assert written["agent_family"] == agent_config("smoke").key()
     stamps = {p: p.stat().st_mtime_ns for p in (matrix, out / "finetune" / "seed0" / "results.json")}
     capsys.readouterr()
     assert main(argv) == 0

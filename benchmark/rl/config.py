@@ -20,7 +20,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,13 @@ class AgentConfig:
         }
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
         return f"{self.preset}-r{self.resolution}-s{self.seed}-{digest}"
+
+    def family(self) -> str:
+        """The :meth:`key` of this configuration trained through no mapping.
+
+        Agents that differ only in the Task-0 model they were trained through (``--agent task0``:
+        one per seed of a sweep) share it, so the report pools their matrices over seeds."""
+        return replace(self, mapping="", mapping_digest="").key()
 
 
 KEY_OPTIONAL: dict[str, Any] = {"augment_grow": 0, "mapping_digest": "", "mapping_fraction": 0.5}

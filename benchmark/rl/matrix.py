@@ -169,6 +169,8 @@ def evaluate_matrix(
         rows = agreement(model, views, data, tuple(data_tasks[: data.num_tasks]), agent.env.scene)
     matrix = {
         "agent": agent.key(),
+        "agent_mapping": agent.mapping,
+        "agent_family": agent.family(),
         "preset": agent.preset,
         "episodes": episodes,
         "seed": seed,
