@@ -69,6 +69,7 @@ def test_agent_is_cached_by_config(agent_root, caplog):
     summary = json.loads((directory / "agent.json").read_text())
     assert summary["canonical_episodes"] == SMOKE.final_episodes and 0 <= summary["canonical_success_rate"] <= 1
     assert "mapping_success_rate" not in summary  # no mapping, nothing played through one
+    assert summary["imitation"] and all("mapping_success_rate" not in entry for entry in summary["imitation"])
     assert (directory / "tb").is_dir() and (directory / "eval" / "evaluations.npz").is_file()
     before = (directory / "model.zip").stat().st_mtime_ns
     caplog.set_level("INFO", logger="ciim")
@@ -415,6 +416,8 @@ def test_cli_trains_an_agent_through_a_mapping(tmp_path, capsys):
     assert (config.dagger_rounds, config.mapping_fraction) == (2, 1.0) != (SMOKE.dagger_rounds, SMOKE.mapping_fraction)
     summary = json.loads((directory / "agent.json").read_text())
     assert [entry["round"] for entry in summary["imitation"]] == [0, 1, 2]  # behaviour cloning, then two DAgger rounds
+    # Each round is also played through the mapping, whose reconstructions are what the agent is for.
+    assert all(0 <= entry["mapping_success_rate"] <= 1 for entry in summary["imitation"])
     # Its final check also plays the same episodes through the mapping it learnt on, and says so.
     assert 0 <= summary["mapping_success_rate"] <= 1 and len(summary["mapping_success_ci95"]) == 2
     assert summary["mapping_mean_final_distance"] > 0

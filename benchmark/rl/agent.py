@@ -154,16 +154,26 @@ def build_ppo(cfg: AgentConfig, venv: VecEnv, device: str | torch.device, tensor
     )
 
 
-def imitate(model: PPO, cfg: AgentConfig, eval_env: VecEnv, progress: bool = True) -> list[dict[str, Any]]:
+def imitate(
+    model: PPO, cfg: AgentConfig, eval_env: VecEnv, progress: bool = True, mapping: ConvVAE | None = None
+) -> list[dict[str, Any]]:
     """Behaviour cloning, then ``cfg.dagger_rounds`` DAgger rounds; returns one record per round.
 
     After each round the policy plays ``cfg.eval_episodes`` canonical episodes; loss and success
-    rate go to the log, to TensorBoard (``imitation/*``) and to the returned records.
+    rate go to the log, to TensorBoard (``imitation/*``) and to the returned records. An agent
+    that learns through ``mapping`` also plays the same episodes through it
+    (``mapping_success_rate``): the renders alone do not say whether it can act on the mapping's
+    reconstructions, which is what it is trained for.
     """
     from benchmark.rl.evaluate import run_episodes  # evaluation imports this module
+    from benchmark.rl.pipelines import VAEObservation
 
-    mapping = load_mapping(cfg, model.device) if cfg.mapping else None
     venv = make_vec_env("canonical", cfg.env, cfg.n_envs, cfg.seed + 250_000)
+    mapped_env: VecEnv | None = None
+    if mapping is not None:
+        mapped_env = VAEObservation(
+            make_vec_env("canonical", cfg.env, 1, cfg.seed + 500_000, True, processes=False), mapping, model.device
+        )
     trainer = ImitationTrainer(model, venv, cfg, progress, mapping)
     records: list[dict[str, Any]] = []
     try:
@@ -178,16 +188,24 @@ def imitate(model: PPO, cfg: AgentConfig, eval_env: VecEnv, progress: bool = Tru
                 result = run_episodes(model, eval_env, cfg.eval_episodes)
                 record = {"round": round_, "frames": trainer.frames, "loss": losses[-1],
                           "success_rate": result.success_rate}  # fmt: skip
+                through = ""
+                if mapped_env is not None:
+                    record["mapping_success_rate"] = run_episodes(model, mapped_env, cfg.eval_episodes).success_rate
+                    through = f", {100 * record['mapping_success_rate']:.0f}% through its mapping"
                 records.append(record)
-                for key in ("loss", "success_rate", "frames"):
-                    model.logger.record(f"imitation/{key}", record[key])
+                for key in ("loss", "success_rate", "frames", "mapping_success_rate"):
+                    if key in record:
+                        model.logger.record(f"imitation/{key}", record[key])
                 model.logger.dump(step=trainer.frames)
-                log.info("rl: imitation round %d, %d frames, action MSE %.4f, success %.0f%% over %d episodes",
-                         round_, trainer.frames, losses[-1], 100 * result.success_rate, cfg.eval_episodes)  # fmt: skip
+                log.info("rl: imitation round %d, %d frames, action MSE %.4f, success %.0f%% over %d episodes%s",
+                         round_, trainer.frames, losses[-1], 100 * result.success_rate, cfg.eval_episodes,
+                         through)  # fmt: skip
                 bar.update(1)
                 bar.set_postfix(mse=f"{losses[-1]:.4f}", success=f"{result.success_rate:.0%}")
     finally:
         venv.close()
+        if mapped_env is not None:
+            mapped_env.close()
     return records
 
 
@@ -211,8 +229,10 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
         model = build_ppo(cfg, venv, device, directory / "tb")
         model.set_logger(configure_logger(str(directory / "tb" / cfg.method), ["tensorboard", "csv"]))
         pretrain, imitation = [], []
+        # Loaded once (digest and resolution checked), for the imitation and the final check.
+        mapping = load_mapping(cfg, model.device) if cfg.mapping else None
         if cfg.method == "dagger":
-            imitation = imitate(model, cfg, eval_env, progress)
+            imitation = imitate(model, cfg, eval_env, progress, mapping)
         elif cfg.pretrain_images and cfg.pretrain_epochs:
             pretrain = pretrain_encoder(model.policy.features_extractor, cfg, torch.device(device), progress)
         if cfg.total_timesteps:
@@ -225,7 +245,7 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
     result = _final_check(model, cfg)
     # An agent that learnt through a Task-0 model is meant to act on its reconstructions: its
     # success through that model (same episodes) is the figure that says whether it is usable.
-    through = _final_check(model, cfg, load_mapping(cfg, model.device)) if cfg.mapping else None
+    through = _final_check(model, cfg, mapping) if mapping is not None else None
     summary = {
         "key": cfg.key(),
         "method": cfg.method,
