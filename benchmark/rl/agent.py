@@ -154,6 +154,11 @@ def build_ppo(cfg: AgentConfig, venv: VecEnv, device: str | torch.device, tensor
     )
 
 
+def check_env(cfg: AgentConfig) -> VecEnv:
+    """The one in-process canonical environment of the training's per-round checks (its own episode seeds)."""
+    return make_vec_env("canonical", cfg.env, 1, cfg.seed + 500_000, True, processes=False)
+
+
 def imitate(
     model: PPO, cfg: AgentConfig, eval_env: VecEnv, progress: bool = True, mapping: ConvVAE | None = None
 ) -> list[dict[str, Any]]:
@@ -171,9 +176,7 @@ def imitate(
     venv = make_vec_env("canonical", cfg.env, cfg.n_envs, cfg.seed + 250_000)
     mapped_env: VecEnv | None = None
     if mapping is not None:
-        mapped_env = VAEObservation(
-            make_vec_env("canonical", cfg.env, 1, cfg.seed + 500_000, True, processes=False), mapping, model.device
-        )
+        mapped_env = VAEObservation(check_env(cfg), mapping, model.device)
     trainer = ImitationTrainer(model, venv, cfg, progress, mapping)
     records: list[dict[str, Any]] = []
     try:
@@ -224,7 +227,7 @@ def train_agent(cfg: AgentConfig, directory: Path, device: str | torch.device, p
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     venv = make_vec_env("canonical", cfg.env, cfg.n_envs, cfg.seed, monitor=True)
-    eval_env = VecTransposeImage(make_vec_env("canonical", cfg.env, 1, cfg.seed + 500_000, True, processes=False))
+    eval_env = VecTransposeImage(check_env(cfg))
     try:
         model = build_ppo(cfg, venv, device, directory / "tb")
         model.set_logger(configure_logger(str(directory / "tb" / cfg.method), ["tensorboard", "csv"]))
