@@ -374,6 +374,11 @@ def test_mapping_agent_key_follows_the_files_digest_not_its_path(tmp_path):
         AgentConfig(mapping=str(first))
     with pytest.raises(FileNotFoundError, match="no VAE at"):
         agent_config("smoke", mapping=tmp_path / "nowhere.pt")
+    # Through a mapping, quick's agent takes 8 DAgger rounds (4 left it at 70% through its Task-0
+    # model); an explicit --dagger-rounds still wins, and the render-only agent keeps 4.
+    assert agent_config("quick", mapping=first).dagger_rounds == 8
+    assert agent_config("quick", mapping=first, dagger_rounds=3).dagger_rounds == 3
+    assert agent_config("quick").dagger_rounds == 4
 
 
 def test_load_mapping_refuses_a_changed_file_or_another_resolution(tmp_path):

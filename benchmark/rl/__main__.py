@@ -97,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--mapping-fraction", type=float, default=None, help="share of frames seen through --mapping (default: 0.5)"
     )
     train.add_argument(
-        "--dagger-rounds", type=non_negative_int, default=None, help="override the preset's DAgger rounds (quick: 4)"
+        "--dagger-rounds",
+        type=non_negative_int,
+        default=None,
+        help="override the preset's DAgger rounds (quick: 4, or 8 with --mapping)",
     )
 
     evaluate = sub.add_parser("evaluate", help="success rate of the agent behind one pipeline in one domain")
